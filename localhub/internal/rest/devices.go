@@ -1,0 +1,119 @@
+package rest
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+
+	"github.com/iothub-reboot/devmgmt/localhub/internal/registry"
+)
+
+// maxListTop is IoT Hub's default and maximum page for GET /devices.
+const maxListTop = 1000
+
+// handlePutDevice creates a device (no If-Match; 200, not 201, which the Go
+// SDK would treat as an error) or updates one (If-Match present).
+func handlePutDevice(d Deps) http.Handler {
+	// request holds the fields a caller may set; read-only fields in the
+	// body (etag, times, connection state) are ignored, whatever their form.
+	type request struct {
+		DeviceID       string                   `json:"deviceId"`
+		Status         string                   `json:"status"`
+		StatusReason   *string                  `json:"statusReason"`
+		Authentication *registry.Authentication `json:"authentication"`
+		Capabilities   *registry.Capabilities   `json:"capabilities"`
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.PathValue("id")
+		req, herr := decode[request](w, r)
+		if herr != nil {
+			writeError(w, d.Now(), classic, herr)
+			return
+		}
+		if req.DeviceID != "" && req.DeviceID != id {
+			writeError(w, d.Now(), classic, errArgumentInvalid(
+				fmt.Sprintf("The device ID in the request body ('%s') does not match the device ID in the URI ('%s').", req.DeviceID, id)))
+			return
+		}
+		dev := registry.Device{DeviceID: id, Status: req.Status, StatusReason: req.StatusReason}
+		if req.Authentication != nil {
+			dev.Authentication = *req.Authentication
+		}
+		if req.Capabilities != nil {
+			dev.Capabilities = *req.Capabilities
+		}
+
+		var err error
+		if ifMatch, ok := ifMatchHeader(r); ok {
+			dev, err = d.Registry.UpdateDevice(dev, ifMatch)
+		} else {
+			dev, err = d.Registry.CreateDevice(dev)
+		}
+		if err != nil {
+			writeError(w, d.Now(), classic, fromRegistry(err, id))
+			return
+		}
+		if dev.Status == "disabled" {
+			d.Devices.DisconnectDevice(id)
+		}
+		writeJSON(w, http.StatusOK, dev)
+	})
+}
+
+func handleGetDevice(d Deps) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.PathValue("id")
+		dev, err := d.Registry.GetDevice(id)
+		if err != nil {
+			writeError(w, d.Now(), classic, fromRegistry(err, id))
+			return
+		}
+		writeJSON(w, http.StatusOK, dev)
+	})
+}
+
+// handleDeleteDevice answers 204, the only success the Go SDK accepts for
+// DELETE, and drops the device's connection.
+func handleDeleteDevice(d Deps) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.PathValue("id")
+		if err := d.Registry.DeleteDevice(id, r.Header.Get("If-Match")); err != nil {
+			writeError(w, d.Now(), classic, fromRegistry(err, id))
+			return
+		}
+		d.Devices.DisconnectDevice(id)
+		w.WriteHeader(http.StatusNoContent)
+	})
+}
+
+func handleListDevices(d Deps) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		top := maxListTop
+		if s := r.URL.Query().Get("top"); s != "" {
+			n, err := strconv.Atoi(s)
+			if err != nil || n < 1 || n > maxListTop {
+				writeError(w, d.Now(), classic, errArgumentInvalid(
+					fmt.Sprintf("top must be an integer within [1; %d].", maxListTop)))
+				return
+			}
+			top = n
+		}
+		devs, err := d.Registry.ListDevices(top)
+		if err != nil {
+			writeError(w, d.Now(), classic, fromRegistry(err, ""))
+			return
+		}
+		if devs == nil {
+			devs = []registry.Device{} // an empty registry is [], never null
+		}
+		writeJSON(w, http.StatusOK, devs)
+	})
+}
+
+// ifMatchHeader returns the If-Match value and whether one was sent. The
+// registry accepts *, "*", "<etag>" and <etag>; an empty header counts as
+// absent.
+func ifMatchHeader(r *http.Request) (string, bool) {
+	v := r.Header.Get("If-Match")
+	return v, v != ""
+}

@@ -1,0 +1,79 @@
+package rest
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func FuzzMethodRequest(f *testing.F) {
+	for _, seed := range []string{
+		`{"methodName":"reboot","payload":null,"timeoutInSeconds":30,"responseTimeoutInSeconds":30,"connectTimeoutInSeconds":0}`,
+		`{"methodName":"reboot","payload":{"delay":5},"responseTimeoutInSeconds":10,"connectTimeoutInSeconds":2}`,
+		`{"methodName":"m"}`,
+		`{"methodName":"m","payload":"text","responseTimeoutInSeconds":5.5}`,
+		`{"methodName":"m","payload":[1,2,3],"connectTimeoutInSeconds":"300"}`,
+		`{"methodName":"","payload":{}}`,
+		`{"methodName":"a/b"}`,
+		`{"methodName":"m","responseTimeoutInSeconds":301}`,
+		`{"methodName":"m","responseTimeoutInSeconds":-1e308}`,
+		`{"MethodName":"m","Payload":true}`,
+		`{"methodName":"m"} trailing`,
+		`null`,
+		`[]`,
+		``,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		m, herr := parseMethodRequest(body)
+		if herr != nil {
+			require.Contains(t, []int{400004, 400006, 413001}, herr.code, herr.msg)
+			require.Equal(t, herr.code/1000, herr.status)
+			return
+		}
+		require.NoError(t, validateMethodName(m.Method))
+		require.NotEmpty(t, m.Method)
+		require.GreaterOrEqual(t, m.ResponseTimeout, minResponseSecs*time.Second)
+		require.LessOrEqual(t, m.ResponseTimeout, maxResponseSecs*time.Second)
+		require.GreaterOrEqual(t, m.ConnectTimeout, time.Duration(0))
+		require.LessOrEqual(t, m.ConnectTimeout, maxConnectTimeoutSecs*time.Second)
+		require.LessOrEqual(t, len(m.Payload), maxMethodPayload)
+		if m.Payload != nil {
+			require.True(t, json.Valid(m.Payload), "payload %q", m.Payload)
+		}
+
+		// Round trip: what we accepted, re-encoded, parses to the same request.
+		again, herr := parseMethodRequest(encodeMethodRequest(t, m))
+		require.Nil(t, herr)
+		require.Equal(t, m.Method, again.Method)
+		require.Equal(t, m.ResponseTimeout, again.ResponseTimeout)
+		require.Equal(t, m.ConnectTimeout, again.ConnectTimeout)
+		if m.Payload == nil {
+			require.Nil(t, again.Payload)
+		} else {
+			require.JSONEq(t, string(m.Payload), string(again.Payload))
+		}
+	})
+}
+
+func encodeMethodRequest(t *testing.T, m methodRequest) []byte {
+	t.Helper()
+	b, err := json.Marshal(map[string]any{
+		"methodName":               m.Method,
+		"payload":                  json.RawMessage(orNull(m.Payload)),
+		"responseTimeoutInSeconds": m.ResponseTimeout.Seconds(),
+		"connectTimeoutInSeconds":  m.ConnectTimeout.Seconds(),
+	})
+	require.NoError(t, err)
+	return b
+}
+
+func orNull(b []byte) []byte {
+	if b == nil {
+		return []byte("null")
+	}
+	return b
+}

@@ -1,0 +1,43 @@
+package rest
+
+import (
+	"net/http"
+
+	"github.com/iothub-reboot/devmgmt/localhub/internal/registry"
+)
+
+// addRoutes is the whole service API surface. Each route names the
+// operation (for logs and authorization messages) and the shared access
+// right it needs (reference §1.4).
+func addRoutes(mux *http.ServeMux, d Deps) {
+	route := func(pattern, op string, need registry.Rights, h http.Handler) {
+		mux.Handle(pattern, withRequest(d, op, need, h))
+	}
+
+	// Identity registry. Node lists devices with a trailing slash.
+	route("GET /devices", "ListDevices", registry.RegistryRead, handleListDevices(d))
+	route("GET /devices/{$}", "ListDevices", registry.RegistryRead, handleListDevices(d))
+	route("GET /devices/{id}", "GetDevice", registry.RegistryRead, handleGetDevice(d))
+	route("PUT /devices/{id}", "PutDevice", registry.RegistryWrite, handlePutDevice(d))
+	route("DELETE /devices/{id}", "DeleteDevice", registry.RegistryWrite, handleDeleteDevice(d))
+	route("GET /statistics/devices", "GetDeviceStatistics", registry.RegistryRead, handleDeviceStatistics(d))
+
+	// Twins, queries and direct methods are service operations.
+	route("GET /twins/{id}", "GetTwin", registry.ServiceConnect, handleGetTwin(d))
+	route("PATCH /twins/{id}", "UpdateTwin", registry.ServiceConnect, handleUpdateTwin(d, patchTwin))
+	route("PUT /twins/{id}", "ReplaceTwin", registry.ServiceConnect, handleUpdateTwin(d, replaceTwin))
+	route("POST /twins/{id}/methods", "InvokeDeviceMethod", registry.ServiceConnect, handleInvokeMethod(d))
+	route("POST /devices/query", "QueryTwins", registry.ServiceConnect, handleQuery(d))
+	route("GET /statistics/service", "GetServiceStatistics", registry.ServiceConnect, handleServiceStatistics(d))
+
+	// Anything else: IoT Hub's JSON envelope, not ServeMux's plain text.
+	route("/", "Unknown", 0, handleNoRoute(d, mux))
+}
+
+// withRequest is the middleware every route runs: request logging, then
+// authentication and authorization, then the api-version check.
+func withRequest(d Deps, op string, need registry.Rights, h http.Handler) http.Handler {
+	h = requireAPIVersion(d)(h)
+	h = authorize(d, op, need)(h)
+	return logRequest(d, op)(h)
+}

@@ -1,0 +1,139 @@
+package rest_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/iothub-reboot/devmgmt/localhub/internal/registry"
+)
+
+func TestGetTwin(t *testing.T) {
+	h := newTestHub(t)
+	h.createDevice("dev1")
+
+	resp := h.do(request{method: http.MethodGet, path: "/twins/dev1"})
+	golden(t, "get_twin", resp)
+	var twin registry.Twin
+	require.NoError(t, json.Unmarshal(resp.body, &twin))
+	require.Equal(t, `"`+twin.ETag+`"`, resp.header.Get("ETag"))
+
+	golden(t, "get_twin_not_found", h.do(request{method: http.MethodGet, path: "/twins/missing"}))
+}
+
+func TestPatchTwin(t *testing.T) {
+	h := newTestHub(t)
+	h.createDevice("dev1")
+
+	tests := []struct {
+		name, body string
+		wantTags   map[string]any
+		wantFreq   any
+	}{
+		{
+			name:     "Node patch",
+			body:     `{"tags":{"site":"lab"},"properties":{"desired":{"freq":5}}}`,
+			wantTags: map[string]any{"site": "lab"},
+			wantFreq: float64(5),
+		},
+		{
+			// The Go SDK sends its whole Twin struct, read-only fields and
+			// hub-maintained $metadata/$version included.
+			name: "Go whole twin",
+			body: `{"deviceId":"dev1","etag":"AAAAAAAAAAE=","version":3,"status":"enabled",
+				"tags":{"site":"lab","floor":2},
+				"properties":{"desired":{"freq":7,"$metadata":{"$lastUpdated":"2024-01-01T00:00:00Z"},"$version":4},
+				              "reported":{"battery":1}}}`,
+			wantTags: map[string]any{"site": "lab", "floor": float64(2)},
+			wantFreq: float64(7),
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp := h.do(request{method: http.MethodPatch, path: "/twins/dev1", body: tt.body})
+			require.Equal(t, http.StatusOK, resp.status, string(resp.body))
+			var twin registry.Twin
+			require.NoError(t, json.Unmarshal(resp.body, &twin))
+			require.Equal(t, tt.wantTags, twin.Tags)
+			require.Equal(t, tt.wantFreq, twin.Properties.Desired["freq"])
+			require.NotContains(t, twin.Properties.Reported, "battery", "reported is read-only for services")
+			require.Equal(t, `"`+twin.ETag+`"`, resp.header.Get("ETag"))
+		})
+	}
+}
+
+func TestReplaceTwin(t *testing.T) {
+	h := newTestHub(t)
+	h.createDevice("dev1")
+	resp := h.do(request{method: http.MethodPatch, path: "/twins/dev1", body: `{"tags":{"a":1,"b":2},"properties":{"desired":{"x":1,"y":2}}}`})
+	require.Equal(t, http.StatusOK, resp.status, string(resp.body))
+
+	resp = h.do(request{method: http.MethodPut, path: "/twins/dev1", body: `{"tags":{"c":3},"properties":{"desired":{"z":3}}}`})
+	require.Equal(t, http.StatusOK, resp.status, string(resp.body))
+	var twin registry.Twin
+	require.NoError(t, json.Unmarshal(resp.body, &twin))
+	require.Equal(t, map[string]any{"c": float64(3)}, twin.Tags)
+	require.NotContains(t, twin.Properties.Desired, "x")
+	require.Equal(t, float64(3), twin.Properties.Desired["z"])
+}
+
+func TestUpdateTwinIfMatch(t *testing.T) {
+	h := newTestHub(t)
+	h.createDevice("dev1")
+	twin, err := h.reg.GetTwin("dev1")
+	require.NoError(t, err)
+
+	tests := []struct {
+		name    string
+		method  string
+		ifMatch func(etag string) string
+		status  int
+	}{
+		{"patch no If-Match", http.MethodPatch, func(string) string { return "" }, http.StatusOK},
+		{"patch star", http.MethodPatch, func(string) string { return "*" }, http.StatusOK},
+		{"patch quoted star", http.MethodPatch, func(string) string { return `"*"` }, http.StatusOK},
+		{"patch quoted etag", http.MethodPatch, func(e string) string { return `"` + e + `"` }, http.StatusOK},
+		{"patch stale etag", http.MethodPatch, func(string) string { return `"AAAAAAAAAAA="` }, http.StatusPreconditionFailed},
+		{"put quoted etag", http.MethodPut, func(e string) string { return `"` + e + `"` }, http.StatusOK},
+		{"put stale etag", http.MethodPut, func(string) string { return `"AAAAAAAAAAA="` }, http.StatusPreconditionFailed},
+	}
+	etag := twin.ETag
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			headers := map[string]string{}
+			if v := tt.ifMatch(etag); v != "" {
+				headers["If-Match"] = v
+			}
+			resp := h.do(request{method: tt.method, path: "/twins/dev1", body: `{"tags":{"n":1}}`, headers: headers})
+			require.Equal(t, tt.status, resp.status, string(resp.body))
+			if resp.status == http.StatusOK {
+				etag = decodeJSON(t, resp.body)["etag"].(string)
+			}
+		})
+	}
+	golden(t, "patch_twin_precondition_failed", h.do(request{method: http.MethodPatch, path: "/twins/dev1",
+		body: `{"tags":{"n":1}}`, headers: map[string]string{"If-Match": `"AAAAAAAAAAA="`}}))
+}
+
+func TestUpdateTwinErrors(t *testing.T) {
+	h := newTestHub(t)
+	h.createDevice("dev1")
+	tests := []struct {
+		name, path, body string
+		status           int
+		code             string
+	}{
+		{"unknown device", "/twins/missing", `{"tags":{"a":1}}`, http.StatusNotFound, "DeviceNotFound"},
+		{"bad json", "/twins/dev1", `{"tags":`, http.StatusBadRequest, "IotHubFormatError"},
+		{"invalid key", "/twins/dev1", `{"properties":{"desired":{"a.b":1}}}`, http.StatusBadRequest, "ArgumentInvalid"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp := h.do(request{method: http.MethodPatch, path: tt.path, body: tt.body})
+			require.Equal(t, tt.status, resp.status, string(resp.body))
+			require.Equal(t, tt.code, resp.header.Get("iothub-errorcode"))
+		})
+	}
+}
