@@ -35,6 +35,12 @@ type inExpr struct {
 
 type isDefinedExpr struct{ x expr }
 
+// stringFuncExpr is STARTSWITH(x, y), or ENDSWITH(x, y) when suffix is set.
+type stringFuncExpr struct {
+	suffix bool
+	x, y   expr
+}
+
 type binOp uint8
 
 const (

@@ -108,6 +108,22 @@ func (e isDefinedExpr) eval(doc map[string]any) any {
 	return !undef
 }
 
+// eval is undefined unless both operands are strings, as comparisons are.
+func (e stringFuncExpr) eval(doc map[string]any) any {
+	x, ok := e.x.eval(doc).(string)
+	if !ok {
+		return undefined{}
+	}
+	y, ok := e.y.eval(doc).(string)
+	if !ok {
+		return undefined{}
+	}
+	if e.suffix {
+		return strings.HasSuffix(x, y)
+	}
+	return strings.HasPrefix(x, y)
+}
+
 func (e inExpr) eval(doc map[string]any) any {
 	v := e.x.eval(doc)
 	if !isPrimitive(v) {

@@ -156,6 +156,18 @@ func (e isDefinedExpr) format(b *strings.Builder) {
 	b.WriteByte(')')
 }
 
+func (e stringFuncExpr) format(b *strings.Builder) {
+	if e.suffix {
+		b.WriteString("ENDSWITH(")
+	} else {
+		b.WriteString("STARTSWITH(")
+	}
+	e.x.format(b)
+	b.WriteString(", ")
+	e.y.format(b)
+	b.WriteByte(')')
+}
+
 func (e inExpr) format(b *strings.Builder) {
 	b.WriteByte('(')
 	e.x.format(b)

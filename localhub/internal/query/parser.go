@@ -24,11 +24,14 @@ func isKeyword(s string) bool {
 
 // routingFunctions exist in the language but IoT Hub evaluates them only in
 // message-routing conditions; a twin query that uses one is rejected.
+// STARTSWITH and ENDSWITH are the exception: the docs list them for routing
+// only, but the hub accepts them in twin queries (MicrosoftDocs/azure-docs
+// #110329, #105649), so they are parsed as stringFuncExpr instead.
 var routingFunctions = [...]string{
 	"ABS", "EXP", "POWER", "SQUARE", "CEILING", "FLOOR", "SIGN", "SQRT",
 	"AS_NUMBER", "IS_ARRAY", "IS_BOOL", "IS_NULL", "IS_NUMBER", "IS_OBJECT",
 	"IS_PRIMITIVE", "IS_STRING", "CONCAT", "LENGTH", "LOWER", "UPPER",
-	"SUBSTRING", "INDEX_OF", "STARTSWITH", "ENDSWITH", "STARTS_WITH",
+	"SUBSTRING", "INDEX_OF", "STARTS_WITH",
 	"ENDS_WITH", "CONTAINS",
 }
 
@@ -260,7 +263,7 @@ func (p *parser) functionNotAllowed(t token, here string) error {
 	switch {
 	case slices.Contains(routingFunctions[:], name):
 		return p.errAt(t.pos, "function %s is supported only in message routing queries; twin queries support only IS_DEFINED", name)
-	case name == "IS_DEFINED" || aggregateByName(name) != aggNone:
+	case name == "IS_DEFINED" || name == "STARTSWITH" || name == "ENDSWITH" || aggregateByName(name) != aggNone:
 		return p.errAt(t.pos, "function %s is not allowed here: %s", name, here)
 	default:
 		return p.errAt(t.pos, "unknown function %s", t.text)

@@ -167,10 +167,15 @@ func keywordConstant(t token) (any, bool) {
 	return nil, false
 }
 
-// parseFunction handles IS_DEFINED, the only function twin queries allow.
+// parseFunction handles the functions twin queries allow: IS_DEFINED,
+// STARTSWITH and ENDSWITH.
 func (p *parser) parseFunction() (expr, error) {
 	t := p.peek()
-	if !strings.EqualFold(t.text, "IS_DEFINED") {
+	name := strings.ToUpper(t.text)
+	if name == "STARTSWITH" || name == "ENDSWITH" {
+		return p.parseStringFunction(name)
+	}
+	if name != "IS_DEFINED" {
 		return nil, p.functionNotAllowed(t, "aggregates are allowed only in the SELECT list")
 	}
 	p.i += 2 // name and "("
@@ -182,6 +187,26 @@ func (p *parser) parseFunction() (expr, error) {
 		return nil, err
 	}
 	return isDefinedExpr{x: x}, nil
+}
+
+// parseStringFunction reads STARTSWITH(x, y) or ENDSWITH(x, y).
+func (p *parser) parseStringFunction(name string) (expr, error) {
+	p.i += 2 // name and "("
+	x, err := p.parseExpr()
+	if err != nil {
+		return nil, err
+	}
+	if err := p.expectPunct(","); err != nil {
+		return nil, err
+	}
+	y, err := p.parseExpr()
+	if err != nil {
+		return nil, err
+	}
+	if err := p.expectPunct(")"); err != nil {
+		return nil, err
+	}
+	return stringFuncExpr{suffix: name == "ENDSWITH", x: x, y: y}, nil
 }
 
 // parseArray reads [c, ...] where every element is a constant.
