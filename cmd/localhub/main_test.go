@@ -1,0 +1,251 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/stretchr/testify/require"
+
+	"github.com/iothub-reboot/devmgmt/localhub"
+	"github.com/iothub-reboot/devmgmt/shared/iothub"
+	"github.com/iothub-reboot/devmgmt/shared/sas"
+)
+
+// The test binary doubles as the localhub command, so tests can run it as
+// a separate process (and kill it) without a separate build step.
+func TestMain(m *testing.M) {
+	if os.Getenv("LOCALHUB_TEST_RUN_MAIN") == "1" {
+		main()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// hubProcess is localhub running as a child process.
+type hubProcess struct {
+	cmd      *exec.Cmd
+	httpsURL string
+	done     chan error
+}
+
+// startHubProcess runs "localhub serve" on random loopback ports and waits
+// for its banner, which is printed only once both listeners are up.
+func startHubProcess(t *testing.T, dataDir string) *hubProcess {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "serve", "--data-dir", dataDir,
+		"--mqtt-addr", "127.0.0.1:0", "--https-addr", "127.0.0.1:0", "--log-level", "warn")
+	cmd.Env = append(os.Environ(), "LOCALHUB_TEST_RUN_MAIN=1")
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	cmd.Stderr = os.Stderr
+	require.NoError(t, cmd.Start())
+	p := &hubProcess{cmd: cmd, done: make(chan error, 1)}
+
+	lines := bufio.NewScanner(stdout)
+	for lines.Scan() {
+		if _, url, ok := strings.Cut(lines.Text(), "Service REST API (HTTPS):"); ok {
+			p.httpsURL = strings.TrimSpace(url)
+			break
+		}
+	}
+	require.NotEmpty(t, p.httpsURL, "hub printed no HTTPS URL")
+	go func() {
+		io.Copy(io.Discard, stdout)
+		p.done <- cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-p.done
+	})
+	return p
+}
+
+func (p *hubProcess) client(t *testing.T, dataDir, policy string) *iothub.Client {
+	t.Helper()
+	cs, err := localhub.ServiceConnectionStringIn(t.Context(), dataDir, policy)
+	require.NoError(t, err)
+	ca, err := os.ReadFile(filepath.Join(dataDir, "tls", "ca.pem"))
+	require.NoError(t, err)
+	c, err := iothub.NewClientFromConnectionString(cs, &iothub.ClientOptions{
+		Endpoint:      p.httpsURL,
+		ClientOptions: azcore.ClientOptions{Transport: trustingClient(t, ca)},
+	})
+	require.NoError(t, err)
+	return c
+}
+
+// TestKill9KeepsAcknowledgedWrites kills the hub with SIGKILL right after
+// writes it acknowledged and checks a new hub on the same data dir has them.
+func TestKill9KeepsAcknowledgedWrites(t *testing.T) {
+	dataDir := t.TempDir()
+	ctx := t.Context()
+
+	first := startHubProcess(t, dataDir)
+	devCS, err := localhub.CreateDeviceIn(ctx, dataDir, "dev-durable")
+	require.NoError(t, err)
+	client := first.client(t, dataDir, "iothubowner")
+	_, err = client.UpdateTwin(ctx, "dev-durable", iothub.TwinPatch{
+		Tags:    map[string]any{"site": "plant-7"},
+		Desired: map[string]any{"interval": 5.0},
+	}, nil)
+	require.NoError(t, err)
+	before, err := client.GetTwin(ctx, "dev-durable", nil)
+	require.NoError(t, err)
+
+	require.NoError(t, first.cmd.Process.Signal(syscall.SIGKILL))
+	require.Error(t, <-first.done, "the hub should have died from SIGKILL")
+	first.done <- nil // let the cleanup's receive return
+
+	second := startHubProcess(t, dataDir)
+	client = second.client(t, dataDir, "iothubowner")
+	after, err := client.GetTwin(ctx, "dev-durable", nil)
+	require.NoError(t, err)
+	require.Equal(t, "plant-7", after.Twin.Tags["site"])
+	require.Equal(t, 5.0, after.Twin.Properties.Desired["interval"])
+	require.Equal(t, before.Twin.ETag, after.Twin.ETag)
+	require.Equal(t, before.Twin.Version, after.Twin.Version)
+
+	again, err := localhub.ServiceConnectionStringIn(ctx, dataDir, "iothubowner")
+	require.NoError(t, err)
+	dev, err := client.GetDevice(ctx, "dev-durable", nil)
+	require.NoError(t, err)
+	parsed, err := sas.ParseConnectionString(devCS)
+	require.NoError(t, err)
+	require.Equal(t, parsed.SharedAccessKey, dev.Device.Authentication.SymmetricKey.PrimaryKey, "device keys survive")
+	require.NotEmpty(t, again)
+}
+
+// TestAdminCommandsWithoutRunningHub uses the subcommands on a data dir
+// whose hub has stopped: they open the registry directly.
+func TestAdminCommandsWithoutRunningHub(t *testing.T) {
+	dataDir := t.TempDir()
+	hub, err := localhub.Start(t.Context(), localhub.Options{DataDir: dataDir, Hostname: "hub.example.test"})
+	require.NoError(t, err)
+	want, err := hub.ServiceConnectionString("serviceAndRegistryRead")
+	require.NoError(t, err)
+	require.NoError(t, hub.Close())
+
+	var out strings.Builder
+	err = run(t.Context(), []string{"connection-string", "--policy", "serviceAndRegistryRead", "--data-dir", dataDir}, noEnv, &out, io.Discard)
+	require.NoError(t, err)
+	require.Equal(t, want+"\n", out.String())
+
+	out.Reset()
+	err = run(t.Context(), []string{"device", "create", "dev-1", "--data-dir", dataDir}, noEnv, &out, io.Discard)
+	require.NoError(t, err)
+	cs, err := sas.ParseConnectionString(strings.TrimSpace(out.String()))
+	require.NoError(t, err)
+	require.Equal(t, "hub.example.test", cs.HostName)
+	require.Equal(t, "dev-1", cs.DeviceID)
+	require.NotEmpty(t, cs.SharedAccessKey)
+
+	err = run(t.Context(), []string{"device", "create", "dev-1", "--data-dir", dataDir}, noEnv, io.Discard, io.Discard)
+	require.Error(t, err, "a duplicate device is refused")
+	err = run(t.Context(), []string{"connection-string", "--policy", "nope", "--data-dir", dataDir}, noEnv, io.Discard, io.Discard)
+	require.ErrorContains(t, err, `no shared access policy "nope"`)
+}
+
+// TestAdminCommandsAgainstRunningHub creates a device while a hub holds
+// the data dir: the subcommand goes through the hub's REST API.
+func TestAdminCommandsAgainstRunningHub(t *testing.T) {
+	dataDir := t.TempDir()
+	p := startHubProcess(t, dataDir)
+
+	var out strings.Builder
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	require.NoError(t, run(ctx, []string{"device", "create", "--data-dir", dataDir, "dev-live"}, noEnv, &out, io.Discard))
+	cs, err := sas.ParseConnectionString(strings.TrimSpace(out.String()))
+	require.NoError(t, err)
+
+	dev, err := p.client(t, dataDir, "registryRead").GetDevice(ctx, "dev-live", nil)
+	require.NoError(t, err)
+	require.Equal(t, cs.SharedAccessKey, dev.Device.Authentication.SymmetricKey.PrimaryKey)
+}
+
+func TestServeConfig(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		want    config
+		wantErr string
+	}{
+		{
+			name: "defaults",
+			want: config{dataDir: ".localhub", hostname: "localhost", mqttAddr: "127.0.0.1:8883", httpsAddr: "127.0.0.1:8443", partitions: 4, retention: 24 * time.Hour},
+		},
+		{
+			name: "flags win over environment",
+			args: []string{"--hostname", "hub.local", "--partitions", "8", "--https-addr", ":9443"},
+			env:  map[string]string{"LOCALHUB_HOSTNAME": "env.local", "LOCALHUB_DATA_DIR": "/tmp/x", "LOCALHUB_RETENTION": "1h", "LOCALHUB_BEARER_TOKEN": "tok"},
+			want: config{dataDir: "/tmp/x", hostname: "hub.local", mqttAddr: "127.0.0.1:8883", httpsAddr: ":9443", bearerToken: "tok", partitions: 8, retention: time.Hour},
+		},
+		{name: "bad partitions", args: []string{"--partitions", "0"}, wantErr: "--partitions"},
+		{name: "bad retention", args: []string{"--retention", "soon"}, wantErr: "--retention"},
+		{name: "stray argument", args: []string{"extra"}, wantErr: "unexpected arguments"},
+		{name: "bad log level", args: []string{"--log-level", "loud"}, wantErr: "--log-level"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			getenv := func(k string) string { return tt.env[k] }
+			got, err := loadServeConfig(tt.args, getenv, io.Discard)
+			if tt.wantErr != "" {
+				require.ErrorContains(t, err, tt.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tt.want, got)
+		})
+	}
+}
+
+func TestUnknownCommand(t *testing.T) {
+	err := run(t.Context(), []string{"launch"}, noEnv, io.Discard, io.Discard)
+	require.ErrorContains(t, err, `unknown command "launch"`)
+	err = run(t.Context(), []string{"device", "remove", "x"}, noEnv, io.Discard, io.Discard)
+	require.Error(t, err)
+}
+
+// TestServeStopsOnCancel runs serve in-process and checks it prints the
+// banner and returns cleanly when its context ends.
+func TestServeStopsOnCancel(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	pr, pw := io.Pipe()
+	errc := make(chan error, 1)
+	go func() {
+		errc <- run(ctx, []string{"--data-dir", t.TempDir(), "--mqtt-addr", "127.0.0.1:0", "--https-addr", "127.0.0.1:0"}, noEnv, pw, io.Discard)
+		pw.Close()
+	}()
+	var banner strings.Builder
+	lines := bufio.NewScanner(pr)
+	for lines.Scan() {
+		banner.WriteString(lines.Text() + "\n")
+		if strings.HasPrefix(lines.Text(), "Create a device") {
+			break
+		}
+	}
+	for _, want := range []string{"serviceAndRegistryRead", "SharedAccessKeyName=iothubowner", "NODE_EXTRA_CA_CERTS=", "ca.pem"} {
+		require.Contains(t, banner.String(), want)
+	}
+	cancel()
+	go io.Copy(io.Discard, pr)
+	select {
+	case err := <-errc:
+		require.True(t, err == nil || errors.Is(err, context.Canceled), "serve returned %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve did not stop after its context was cancelled")
+	}
+}
+
+func noEnv(string) string { return "" }

@@ -1,0 +1,95 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/iothub-reboot/devmgmt/localhub"
+)
+
+func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, err := loadServeConfig(args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.logLevel}))
+	hub, err := localhub.Start(ctx, cfg.options(logger))
+	if err != nil {
+		return err
+	}
+	defer hub.Close()
+	if err := printBanner(stdout, hub); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	logger.Info("shutting down")
+	return hub.Close()
+}
+
+// printBanner tells the user how to reach the hub. Connection strings are
+// credentials: they go to stdout for the person who started the hub, never
+// to the log.
+func printBanner(w io.Writer, hub *localhub.Hub) error {
+	p := func(format string, a ...any) { fmt.Fprintf(w, format, a...) }
+	p("Local IoT Hub %q is running.\n", hub.Hostname())
+	p("  Service REST API (HTTPS): %s\n", hub.HTTPSURL())
+	p("  Devices (MQTT over TLS):  %s\n", hub.MQTTAddr())
+	p("  Data directory:           %s\n", hub.DataDir())
+	p("\nService connection strings (point clients at %s; HostName carries no port, as in Azure):\n", hub.HTTPSURL())
+	for _, name := range hub.Policies() {
+		cs, err := hub.ServiceConnectionString(name)
+		if err != nil {
+			return err
+		}
+		p("  %-24s %s\n", name, cs)
+	}
+	p("\nTrust the local CA: %s\n", hub.CAFile())
+	p("  Go:      tls.Config{RootCAs: pool with that file}, or SSL_CERT_FILE=%s for the system pool\n", hub.CAFile())
+	p("  Node.js: NODE_EXTRA_CA_CERTS=%s (the Node service SDK cannot take a port: serve HTTPS on :443)\n", hub.CAFile())
+	p("\nCreate a device: localhub device create my-device --data-dir %s\n", hub.DataDir())
+	return nil
+}
+
+func connectionString(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("localhub connection-string", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dataDir := dataDirFlag(fs, getenv)
+	policy := fs.String("policy", "iothubowner", "shared access policy name")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cs, err := localhub.ServiceConnectionStringIn(ctx, *dataDir, *policy)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(stdout, cs)
+	return err
+}
+
+func deviceCreate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("localhub device create", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dataDir := dataDirFlag(fs, getenv)
+	// The id may come before or after the flags.
+	var id string
+	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+		id, args = args[0], args[1:]
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if id == "" && fs.NArg() == 1 {
+		id = fs.Arg(0)
+	} else if fs.NArg() > 0 || id == "" {
+		return fmt.Errorf("usage: localhub device create DEVICE-ID [--data-dir DIR]")
+	}
+	cs, err := localhub.CreateDeviceIn(ctx, *dataDir, id)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(stdout, cs)
+	return err
+}

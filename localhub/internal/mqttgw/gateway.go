@@ -1,0 +1,370 @@
+// Package mqttgw is the local hub's device endpoint: MQTT 3.1.1 over TLS on
+// mochi-mqtt, speaking IoT Hub's topics (telemetry, direct methods, twins).
+//
+// Every PUBLISH a device sends is consumed by the gateway (telemetry goes to
+// the event log, method and twin traffic is answered here); nothing is ever
+// routed to another MQTT client. Hub-to-device messages are written to the
+// one connection they are meant for, because every device subscribes to the
+// same filters ($iothub/methods/POST/# ...).
+package mqttgw
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/listeners"
+
+	"github.com/iothub-reboot/devmgmt/localhub/internal/eventlog"
+	"github.com/iothub-reboot/devmgmt/localhub/internal/registry"
+)
+
+// Errors from InvokeMethod; the REST layer maps them to IoT Hub codes.
+var (
+	ErrDeviceNotOnline = errors.New("device not online")                              // 404103
+	ErrTimeout         = errors.New("timed out waiting for the response from device") // 504101
+	// ErrPayloadTooLarge: the request payload exceeds MaxMethodPayload
+	// (IoT Hub: 413 / 413001 MessageTooLarge).
+	ErrPayloadTooLarge = errors.New("direct method payload exceeds 128 KB")
+	// ErrInvalidMethodName: the name cannot be put in a topic level
+	// (IoT Hub: 400 / 400004 ArgumentInvalid).
+	ErrInvalidMethodName = errors.New("invalid direct method name")
+	// ErrClosed: the gateway was closed while the call waited.
+	ErrClosed = errors.New("mqtt gateway closed")
+)
+
+// Limits IoT Hub enforces on the device endpoint.
+const (
+	// MaxTelemetryBody is the largest device-to-cloud message body; a
+	// device that sends more is disconnected.
+	MaxTelemetryBody = 256 * 1024
+	// MaxMethodPayload is the largest direct-method request or response.
+	MaxMethodPayload = 128 * 1024
+)
+
+// Connection tuning. A connected device costs about 37 KB (measured by
+// BenchmarkMethodThroughput1000): 20 KB of stack for mochi's two goroutines
+// per connection (the reader's blocked path is too deep for the GC to
+// shrink its stack below 16 KB) and 17 KB of heap, mostly TLS and mochi
+// client state. The buffers below are what the gateway controls.
+const (
+	// connectDeadline bounds the TLS handshake and the CONNECT packet; after
+	// CONNECT mochi applies the client's keep-alive.
+	connectDeadline = 30 * time.Second
+	// sessionExpiry is how long a CleanSession=0 session (its
+	// subscriptions) outlives its connection.
+	sessionExpiry = 7 * 24 * time.Hour
+	// maxPacketSize admits a full telemetry body plus the longest topic.
+	maxPacketSize = MaxTelemetryBody + 64*1024 + 16
+	// mochi reads the fixed header byte by byte and the rest with
+	// io.ReadFull, which bypasses a small bufio buffer for large packets;
+	// the TLS connection below buffers a whole record anyway.
+	readBufferSize = 512
+	// The write buffer is allocated only while writes queue up.
+	writeBufferSize = 2 * 1024
+	// writesPending sizes mochi's per-client outbound queue, which the
+	// gateway never uses (it writes packets itself); mochi's default of
+	// 8192 slots costs 64 KB per client.
+	writesPending = 8
+)
+
+// Config wires the gateway.
+type Config struct {
+	// Hostname is the hub host name devices use in usernames and tokens.
+	Hostname string
+	// Listener is already bound (and TLS-wrapped by the caller).
+	Listener net.Listener
+	Registry *registry.Store
+	Events   *eventlog.Log
+	Logger   *slog.Logger
+	Now      func() time.Time
+}
+
+// Gateway serves devices. Safe for concurrent use.
+type Gateway struct {
+	hostname     string
+	hubName      string
+	hubNameBytes []byte // user-id of notifications; readers never modify it
+	registry     *registry.Store
+	events       *eventlog.Log
+	log          *slog.Logger
+	now          func() time.Time
+
+	server *mqtt.Server
+	ln     *trackingListener
+
+	done      chan struct{}
+	closeOnce sync.Once
+	closeErr  error
+
+	// sessions maps a live *mqtt.Client to its session, for the hot
+	// per-packet lookups that must not take mu.
+	sessions sync.Map
+
+	mu        sync.Mutex
+	devices   map[string]*device
+	connected int
+	connSeq   sequence
+
+	calls   pendingCalls
+	nextRID atomic.Uint64
+}
+
+// session is one authenticated connection of a device.
+type session struct {
+	client       *mqtt.Client
+	generationID string
+	authMethod   string // iothub-connection-auth-method annotation value
+	modelID      string
+	announced    atomic.Bool // deviceConnected was emitted
+}
+
+// device is what the gateway tracks per device id: its live session and
+// whether InvokeMethod calls are waiting for it to come online.
+type device struct {
+	sess *session
+	// changed, when a waiter asked for it, is closed on the next change of
+	// sess or of its subscriptions.
+	changed chan struct{}
+	waiters int
+}
+
+func (d *device) notify() {
+	if d.changed != nil {
+		close(d.changed)
+		d.changed = nil
+	}
+}
+
+// Start begins serving on cfg.Listener.
+func Start(cfg Config) (*Gateway, error) {
+	switch {
+	case cfg.Listener == nil:
+		return nil, errors.New("mqttgw: Config.Listener is nil")
+	case cfg.Registry == nil:
+		return nil, errors.New("mqttgw: Config.Registry is nil")
+	case cfg.Events == nil:
+		return nil, errors.New("mqttgw: Config.Events is nil")
+	case cfg.Hostname == "":
+		return nil, errors.New("mqttgw: Config.Hostname is empty")
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+
+	g := &Gateway{
+		hostname:     cfg.Hostname,
+		hubName:      hubName(cfg.Hostname),
+		hubNameBytes: []byte(hubName(cfg.Hostname)),
+		registry:     cfg.Registry,
+		events:       cfg.Events,
+		log:          logger,
+		now:          now,
+		ln:           newTrackingListener(cfg.Listener),
+		done:         make(chan struct{}),
+		devices:      make(map[string]*device),
+		connSeq:      newSequence(now()),
+		calls:        pendingCalls{m: make(map[uint64]*pendingCall)},
+	}
+	g.server = mqtt.New(&mqtt.Options{
+		Capabilities:             capabilities(),
+		ClientNetWriteBufferSize: writeBufferSize,
+		ClientNetReadBufferSize:  readBufferSize,
+		Logger:                   slog.New(mochiLogHandler{logger.Handler()}).With("component", "mochi"),
+		// $SYS topics are never delivered (devices may not subscribe to
+		// them); refresh them rarely since each refresh reads MemStats.
+		SysTopicResendInterval: int64(time.Hour / time.Second),
+	})
+	if err := g.server.AddHook(&hook{}, &hookConfig{gw: g}); err != nil {
+		return nil, fmt.Errorf("mqttgw: add hook: %w", err)
+	}
+	if err := g.server.AddListener(listeners.NewNet("mqtts", g.ln)); err != nil {
+		return nil, fmt.Errorf("mqttgw: add listener: %w", err)
+	}
+	if err := g.server.Serve(); err != nil {
+		return nil, fmt.Errorf("mqttgw: serve: %w", err)
+	}
+	return g, nil
+}
+
+func capabilities() *mqtt.Capabilities {
+	c := mqtt.NewDefaultServerCapabilities()
+	c.MaximumQos = 1
+	c.RetainAvailable = 0 // IoT Hub does not store retained messages
+	c.MaximumClientWritesPending = writesPending
+	c.MaximumSessionExpiryInterval = uint32(sessionExpiry / time.Second)
+	c.MaximumPacketSize = maxPacketSize
+	c.TopicAliasMaximum = 0
+	c.SharedSubAvailable = 0
+	c.MinimumProtocolVersion = 4
+	return c
+}
+
+// hubName is the first DNS label of the host name, as in the hubName
+// property of routed notifications.
+func hubName(host string) string {
+	name, _, _ := strings.Cut(host, ".")
+	return name
+}
+
+// Close disconnects every device and stops serving. Safe to call twice.
+func (g *Gateway) Close() error {
+	g.closeOnce.Do(func() {
+		close(g.done)
+		// Closing every accepted connection first also ends connections
+		// that never sent CONNECT, which mochi does not know about and
+		// would otherwise wait for.
+		g.ln.shutdown()
+		g.closeErr = g.server.Close()
+	})
+	return g.closeErr
+}
+
+// Connected reports whether the device has a live connection.
+func (g *Gateway) Connected(deviceID string) bool {
+	return g.liveClient(deviceID) != nil
+}
+
+// ConnectedCount is the number of connected devices.
+func (g *Gateway) ConnectedCount() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.connected
+}
+
+// DisconnectDevice closes the device's connection, if any (device deleted
+// or disabled), and drops its persistent session so that a re-created
+// device starts with no subscriptions.
+func (g *Gateway) DisconnectDevice(deviceID string) {
+	if cl := g.liveClient(deviceID); cl != nil {
+		cl.Stop(errDeviceRemoved)
+	}
+	if cl, ok := g.server.Clients.Get(deviceID); ok {
+		cl.Stop(errDeviceRemoved)
+		g.server.UnsubscribeClient(cl)
+		g.server.Clients.Delete(deviceID)
+	}
+}
+
+var errDeviceRemoved = errors.New("device disabled or deleted")
+
+// liveClient returns the device's connected client, or nil.
+func (g *Gateway) liveClient(deviceID string) *mqtt.Client {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	d := g.devices[deviceID]
+	if d == nil || d.sess == nil || d.sess.client.Closed() {
+		return nil
+	}
+	return d.sess.client
+}
+
+// sessionOf returns the live session of cl, or nil once it has ended.
+func (g *Gateway) sessionOf(cl *mqtt.Client) *session {
+	s, ok := g.sessions.Load(cl)
+	if !ok {
+		return nil
+	}
+	return s.(*session)
+}
+
+// deviceLocked returns the device's entry, creating it. g.mu must be held.
+func (g *Gateway) deviceLocked(id string) *device {
+	d := g.devices[id]
+	if d == nil {
+		d = &device{}
+		g.devices[id] = d
+	}
+	return d
+}
+
+// forgetLocked drops an entry nobody needs any more. g.mu must be held.
+func (g *Gateway) forgetLocked(id string, d *device) {
+	if d.sess == nil && d.waiters == 0 {
+		delete(g.devices, id)
+	}
+}
+
+// attach makes s the device's live session, replacing (and reporting as
+// disconnected) any session it takes over.
+func (g *Gateway) attach(deviceID string, s *session) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	d := g.deviceLocked(deviceID)
+	if old := d.sess; old != nil {
+		g.sessions.Delete(old.client)
+		if old.announced.Load() {
+			g.emitConnectionStateLocked(deviceID, false)
+		}
+	} else {
+		g.connected++
+	}
+	d.sess = s
+	g.sessions.Store(s.client, s)
+	g.registry.SetConnected(deviceID, true, g.now())
+	// A resumed persistent session is already subscribed: the device will
+	// not SUBSCRIBE again, so it counts as active right away.
+	if s.client.State.Subscriptions.Len() > 0 {
+		g.announceLocked(deviceID, s)
+	}
+	d.notify()
+}
+
+// detach ends cl's session if it is still the device's live one.
+func (g *Gateway) detach(cl *mqtt.Client) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	d := g.devices[cl.ID]
+	if d == nil || d.sess == nil || d.sess.client != cl {
+		return // taken over: attach already reported it
+	}
+	if d.sess.announced.Load() {
+		g.emitConnectionStateLocked(cl.ID, false)
+	}
+	g.sessions.Delete(cl)
+	d.sess = nil
+	g.connected--
+	g.registry.SetConnected(cl.ID, false, g.now())
+	d.notify()
+	g.forgetLocked(cl.ID, d)
+}
+
+// announce emits deviceConnected on the session's first SUBSCRIBE or
+// PUBLISH: IoT Hub starts connection-state events only then (reference §4).
+func (g *Gateway) announce(cl *mqtt.Client) {
+	s := g.sessionOf(cl)
+	if s == nil || s.announced.Load() {
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if d := g.devices[cl.ID]; d != nil && d.sess == s {
+		g.announceLocked(cl.ID, s)
+	}
+}
+
+func (g *Gateway) announceLocked(deviceID string, s *session) {
+	if s.announced.CompareAndSwap(false, true) {
+		g.emitConnectionStateLocked(deviceID, true)
+	}
+}
+
+// subscriptionsChanged wakes InvokeMethod calls waiting for the device.
+func (g *Gateway) subscriptionsChanged(cl *mqtt.Client) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if d := g.devices[cl.ID]; d != nil && d.sess != nil && d.sess.client == cl {
+		d.notify()
+	}
+}

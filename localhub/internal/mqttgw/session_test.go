@@ -1,0 +1,211 @@
+package mqttgw
+
+import (
+	"crypto/tls"
+	"net"
+	"regexp"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/stretchr/testify/require"
+
+	"github.com/iothub-reboot/devmgmt/localhub/internal/eventlog"
+)
+
+func TestNewConnectionKicksOldOne(t *testing.T) {
+	h := newTestHub(t)
+	key := h.createDevice(t, "d1").Authentication.SymmetricKey.PrimaryKey
+	first := h.connect(t, "d1", key)
+	first.answerMethods(t, 200)
+
+	second := h.connect(t, "d1", key)
+	first.requireLost(t)
+	require.True(t, second.IsConnectionOpen())
+	require.True(t, h.gw.Connected("d1"))
+	require.Equal(t, 1, h.gw.ConnectedCount())
+
+	// Method calls now go to the new connection (a clean session, so it
+	// must subscribe itself).
+	reqs := second.answerMethods(t, 202)
+	status, _, err := h.gw.InvokeMethod(t.Context(), "d1", "m", nil, waitLimit, 0)
+	require.NoError(t, err)
+	require.Equal(t, 202, status)
+	receive(t, reqs)
+}
+
+func TestPersistentSessionKeepsSubscriptions(t *testing.T) {
+	h := newTestHub(t)
+	key := h.createDevice(t, "d1").Authentication.SymmetricKey.PrimaryKey
+
+	// Node connects with clean=false and does not re-subscribe after its
+	// SAS-renewal reconnect (reference §0.3).
+	d := h.connect(t, "d1", key, withCleanSession(false))
+	d.subscribe(t, methodsFilter, 0)
+	d.Disconnect(0)
+
+	reqs := make(chan paho.Message, 1)
+	d = h.connect(t, "d1", key, withCleanSession(false), withDefaultHandler(func(c paho.Client, m paho.Message) {
+		reqs <- m
+		topic, err := methodReplyTopic(m.Topic(), 200)
+		if err == nil {
+			c.Publish(topic, 0, false, `"resumed"`)
+		}
+	}))
+	status, body, err := h.gw.InvokeMethod(t.Context(), "d1", "reboot", nil, waitLimit, waitLimit)
+	require.NoError(t, err)
+	require.Equal(t, 200, status)
+	require.Equal(t, `"resumed"`, string(body))
+	receive(t, reqs)
+
+	// A clean session forgets them.
+	d.Disconnect(0)
+	h.connect(t, "d1", key)
+	_, _, err = h.gw.InvokeMethod(t.Context(), "d1", "reboot", nil, waitLimit, 0)
+	require.ErrorIs(t, err, ErrDeviceNotOnline)
+}
+
+func TestDisconnectDevice(t *testing.T) {
+	h := newTestHub(t)
+	key := h.createDevice(t, "d1").Authentication.SymmetricKey.PrimaryKey
+	d := h.connect(t, "d1", key, withCleanSession(false))
+	d.subscribe(t, methodsFilter, 0)
+
+	h.gw.DisconnectDevice("d1")
+	d.requireLost(t)
+	h.gw.DisconnectDevice("never-connected")
+
+	// The persistent session went with it.
+	h.connect(t, "d1", key, withCleanSession(false))
+	_, _, err := h.gw.InvokeMethod(t.Context(), "d1", "reboot", nil, time.Second, 0)
+	require.ErrorIs(t, err, ErrDeviceNotOnline)
+}
+
+var sequenceNumber = regexp.MustCompile(`^\{"sequenceNumber":"([0-9A-F]{64})"\}$`)
+
+func TestConnectionStateEvents(t *testing.T) {
+	h := newTestHub(t)
+	key := h.createDevice(t, "d1").Authentication.SymmetricKey.PrimaryKey
+	events := h.eventsOf("d1")
+
+	// A connection that never subscribes or publishes produces no events.
+	quiet := h.connect(t, "d1", key)
+	quiet.Disconnect(0)
+
+	d := h.connect(t, "d1", key)
+	d.subscribe(t, methodsFilter, 0)
+	connected := events.nextEvent(t)
+	d.Disconnect(0)
+	disconnected := events.nextEvent(t)
+
+	var seqs []string
+	for _, tt := range []struct {
+		opType string
+		got    func() eventlog.Event
+	}{
+		{"deviceConnected", func() eventlog.Event { return connected }},
+		{"deviceDisconnected", func() eventlog.Event { return disconnected }},
+	} {
+		e := tt.got()
+		m := sequenceNumber.FindStringSubmatch(string(e.Body))
+		require.NotNil(t, m, "body %s", e.Body)
+		seqs = append(seqs, m[1])
+		require.Equal(t, "d1", e.DeviceID)
+		require.Equal(t, "application/json", e.ContentType)
+		require.Equal(t, "utf-8", e.ContentEncoding)
+		require.Equal(t, []byte("localhost"), e.UserID)
+		require.NotEmpty(t, e.CorrelationID)
+		require.Equal(t, tt.opType, e.Properties["opType"])
+		require.Equal(t, "deviceConnectionStateNotification", e.Properties["iothub-message-schema"])
+		require.Equal(t, "localhost", e.Properties["hubName"])
+		require.Equal(t, "d1", e.Properties["deviceId"])
+		require.Regexp(t, `^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{7}Z$`, e.Properties["operationTimestamp"])
+		require.Equal(t, "d1", e.Annotations["iothub-connection-device-id"])
+		require.Equal(t, "deviceConnectionStateEvents", e.Annotations["iothub-message-source"])
+	}
+	require.Less(t, seqs[0], seqs[1], "sequence numbers strictly increase")
+}
+
+func TestTakeoverReportsDisconnectThenConnect(t *testing.T) {
+	h := newTestHub(t)
+	key := h.createDevice(t, "d1").Authentication.SymmetricKey.PrimaryKey
+	events := h.eventsOf("d1")
+
+	first := h.connect(t, "d1", key)
+	first.subscribe(t, methodsFilter, 0)
+	require.Equal(t, "deviceConnected", events.nextEvent(t).Properties["opType"])
+
+	second := h.connect(t, "d1", key)
+	first.requireLost(t)
+	require.Equal(t, "deviceDisconnected", events.nextEvent(t).Properties["opType"])
+	second.subscribe(t, methodsFilter, 0)
+	require.Equal(t, "deviceConnected", events.nextEvent(t).Properties["opType"])
+	require.Equal(t, 1, h.gw.ConnectedCount())
+}
+
+func TestSequenceIncreases(t *testing.T) {
+	s := newSequence(time.Date(2022, 5, 4, 15, 53, 0, 0, time.UTC))
+	prev := ""
+	for range 1000 {
+		n := s.next()
+		require.Len(t, n, 64)
+		require.Greater(t, n, prev)
+		prev = n
+	}
+	later := newSequence(time.Date(2022, 5, 4, 15, 53, 1, 0, time.UTC))
+	require.Greater(t, later.next(), prev, "a restarted gateway continues above the old numbers")
+}
+
+func TestNotificationProperties(t *testing.T) {
+	at := time.Date(2024, 5, 1, 12, 30, 15, 123456789, time.FixedZone("CEST", 2*3600))
+	require.Equal(t, map[string]string{
+		"hubName":               "myhub",
+		"deviceId":              "d1",
+		"operationTimestamp":    "2024-05-01T10:30:15.1234567Z",
+		"iothub-message-schema": "twinChangeNotification",
+		"opType":                "updateTwin",
+	}, NotificationProperties("myhub", "d1", "twinChangeNotification", "updateTwin", at))
+}
+
+func TestHubName(t *testing.T) {
+	for host, want := range map[string]string{
+		"myhub.azure-devices.net": "myhub",
+		"localhost":               "localhost",
+	} {
+		require.Equal(t, want, hubName(host), "hubName(%q)", host)
+	}
+}
+
+func TestCloseEndsEverything(t *testing.T) {
+	h := newTestHub(t)
+	key := h.createDevice(t, "d1").Authentication.SymmetricKey.PrimaryKey
+	d := h.connect(t, "d1", key)
+	d.subscribe(t, methodsFilter, 0)
+	// A client stuck before CONNECT (TLS done, nothing sent) and one stuck
+	// in the TLS handshake.
+	idle, err := tls.Dial("tcp", h.addr, h.tls)
+	require.NoError(t, err)
+	defer idle.Close()
+	raw, err := net.Dial("tcp", h.addr)
+	require.NoError(t, err)
+	defer raw.Close()
+
+	require.NoError(t, h.gw.Close())
+	require.NoError(t, h.gw.Close(), "Close is idempotent")
+	d.requireLost(t)
+	require.False(t, h.gw.Connected("d1"))
+	require.Zero(t, h.gw.ConnectedCount())
+	d.Disconnect(0)
+
+	// Goroutine exits are not observable events, so poll.
+	require.Eventually(t, func() bool { return !strings.Contains(goroutines(), "mochi-mqtt/server") },
+		waitLimit, 10*time.Millisecond, "goroutines left in mochi after Close")
+}
+
+// goroutines is the stack dump of every goroutine.
+func goroutines() string {
+	buf := make([]byte, 1<<20)
+	return string(buf[:runtime.Stack(buf, true)])
+}

@@ -1,0 +1,91 @@
+package mqttgw
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+
+	"github.com/iothub-reboot/devmgmt/localhub/internal/registry"
+)
+
+// twinGet answers $iothub/twin/GET with the desired and reported
+// properties.
+func (g *Gateway) twinGet(cl *mqtt.Client, rid string) {
+	body, err := g.registry.DeviceTwin(cl.ID)
+	if err != nil {
+		g.twinFailed(cl, rid, err)
+		return
+	}
+	g.twinRespond(cl, http.StatusOK, rid, 0, body)
+}
+
+// twinPatchReported applies a reported-properties patch and answers 204
+// with the new reported $version.
+func (g *Gateway) twinPatchReported(cl *mqtt.Client, rid string, patch []byte) {
+	version, err := g.registry.PatchReported(cl.ID, json.RawMessage(patch))
+	if err != nil {
+		g.twinFailed(cl, rid, err)
+		return
+	}
+	g.twinRespond(cl, http.StatusNoContent, rid, version, nil)
+}
+
+// twinError is the error body of a twin response. The Node SDK fails a
+// request only when the body has an errorCode member (reference §2.5).
+type twinError struct {
+	ErrorCode int    `json:"errorCode"`
+	Message   string `json:"message"`
+}
+
+func (g *Gateway) twinFailed(cl *mqtt.Client, rid string, err error) {
+	status := http.StatusInternalServerError
+	body := twinError{ErrorCode: 500001, Message: "internal server error"}
+	var invalid *registry.InvalidError
+	switch {
+	case errors.As(err, &invalid):
+		status = http.StatusBadRequest
+		body = twinError{ErrorCode: invalid.Code, Message: invalid.Msg}
+		if body.ErrorCode == 0 {
+			body.ErrorCode = 400004
+		}
+	case errors.Is(err, registry.ErrDeviceNotFound):
+		status = http.StatusNotFound
+		body = twinError{ErrorCode: 404001, Message: err.Error()}
+	default:
+		g.log.Error("twin request failed", "deviceId", cl.ID, "error", err)
+	}
+	b, _ := json.Marshal(body)
+	g.twinRespond(cl, status, rid, 0, b)
+}
+
+// twinRespond publishes $iothub/twin/res/{status}/?$rid={rid}[&$version=n]
+// to the requesting client only, and only if it subscribed to
+// $iothub/twin/res/#: IoT Hub requires the subscription.
+func (g *Gateway) twinRespond(cl *mqtt.Client, status int, rid string, version int64, body []byte) {
+	qos, ok := grantedQoS(cl, twinResFilter)
+	if !ok {
+		g.log.Debug("twin response dropped: not subscribed", "deviceId", cl.ID, "rid", rid)
+		return
+	}
+	if err := g.deliver(cl, twinResponseTopic(status, rid, version), body, qos); err != nil {
+		g.log.Debug("twin response not delivered", "deviceId", cl.ID, "error", err)
+	}
+}
+
+// SendDesired delivers a desired-properties notification to the device if
+// it is connected and subscribed to $iothub/twin/PATCH/properties/desired/#.
+func (g *Gateway) SendDesired(deviceID string, version int64, body []byte) {
+	cl := g.liveClient(deviceID)
+	if cl == nil {
+		return
+	}
+	qos, ok := grantedQoS(cl, desiredFilter)
+	if !ok {
+		return
+	}
+	if err := g.deliver(cl, desiredTopic(version), body, qos); err != nil {
+		g.log.Debug("desired properties not delivered", "deviceId", deviceID, "error", err)
+	}
+}
