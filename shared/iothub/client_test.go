@@ -110,6 +110,22 @@ func TestInvokeMethod(t *testing.T) {
 	}
 }
 
+// A device reply that is not JSON reaches the caller as a typed error: the
+// hub copies it into the response verbatim, as IoT Hub does.
+func TestInvokeMethodDeviceReplyNotJSON(t *testing.T) {
+	t.Parallel()
+	hub := localhubtest.New(t, nil)
+	client := newServiceClient(t, hub, "service")
+	connectDevice(t, hub, createDevice(t, hub, "dev-raw"), func(methodCall) *methodReply {
+		return &methodReply{Status: 200, Payload: []byte(`{'filename': 'logs.zip'}`)}
+	})
+
+	_, err := client.InvokeMethod(t.Context(), "dev-raw", iothub.MethodRequest{MethodName: "upload", ResponseTimeout: 10 * time.Second}, nil)
+	var payloadErr *iothub.DevicePayloadError
+	require.ErrorAs(t, err, &payloadErr)
+	require.Contains(t, string(payloadErr.Body), `{'filename': 'logs.zip'}`)
+}
+
 func TestInvokeMethodErrors(t *testing.T) {
 	t.Parallel()
 	hub := localhubtest.New(t, nil)
@@ -345,8 +361,25 @@ func TestQueryPaging(t *testing.T) {
 	require.Equal(t, []int{2, 2, 1}, pageSizes)
 	require.ElementsMatch(t, want, got)
 
+	// A stateless caller resumes from a token it was handed earlier.
+	first, err := client.NewQueryPager("SELECT * FROM devices", &iothub.QueryOptions{PageSize: 2}).NextPage(t.Context())
+	require.NoError(t, err)
+	require.NotNil(t, first.ContinuationToken)
+	resumed := client.NewQueryPager("SELECT * FROM devices", &iothub.QueryOptions{PageSize: 2, ContinuationToken: *first.ContinuationToken})
+	var rest []string
+	for resumed.More() {
+		page, err := resumed.NextPage(t.Context())
+		require.NoError(t, err)
+		for _, item := range page.Items {
+			var twin iothub.Twin
+			require.NoError(t, json.Unmarshal(item, &twin))
+			rest = append(rest, twin.DeviceID)
+		}
+	}
+	require.Equal(t, got[2:], rest, "the resumed pager continues where the token points")
+
 	bad := client.NewQueryPager("SELECT FROM WHERE", nil)
-	_, err := bad.NextPage(t.Context())
+	_, err = bad.NextPage(t.Context())
 	requireCode(t, err, http.StatusBadRequest, iothub.ArgumentInvalid)
 }
 

@@ -115,9 +115,13 @@ func (c *Client) InvokeMethod(ctx context.Context, deviceID string, req MethodRe
 	if err != nil {
 		return InvokeMethodResponse{}, err
 	}
+	raw, err := runtime.Payload(resp)
+	if err != nil {
+		return InvokeMethodResponse{}, fmt.Errorf("iothub: InvokeMethod: reading response: %w", err)
+	}
 	var result invokeMethodResult
-	if err := runtime.UnmarshalAsJSON(resp, &result); err != nil {
-		return InvokeMethodResponse{}, fmt.Errorf("iothub: InvokeMethod: decoding response: %w", err)
+	if err := json.Unmarshal(raw, &result); err != nil {
+		return InvokeMethodResponse{}, &DevicePayloadError{Body: raw, err: err}
 	}
 	if result.Payload == nil {
 		result.Payload = json.RawMessage("null")
@@ -130,3 +134,20 @@ func (c *Client) InvokeMethod(ctx context.Context, deviceID string, req MethodRe
 func ceilSeconds(d time.Duration) int64 {
 	return int64(math.Ceil(d.Seconds()))
 }
+
+// DevicePayloadError is InvokeMethod's error when the device answered with
+// a payload that is not JSON. IoT Hub copies the device's reply into the
+// response's "payload" as it is, so the whole response is then unreadable;
+// Body holds it as received. The device did answer: callers that map
+// errors to statuses should treat this as a bad device reply, not as a
+// failure of the hub.
+type DevicePayloadError struct {
+	Body []byte
+	err  error
+}
+
+func (e *DevicePayloadError) Error() string {
+	return "iothub: InvokeMethod: the device's reply is not JSON: " + e.err.Error()
+}
+
+func (e *DevicePayloadError) Unwrap() error { return e.err }

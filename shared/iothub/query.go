@@ -15,6 +15,10 @@ type QueryOptions struct {
 	// PageSize asks for at most this many items per page (the hub caps it
 	// at 100 and may return fewer); 0 leaves it to the hub.
 	PageSize int32
+	// ContinuationToken, when set, starts the pager at the page a previous
+	// QueryResponse.ContinuationToken named, so a stateless caller (an HTTP
+	// API handing tokens to its own clients) can resume a query.
+	ContinuationToken string
 }
 
 // QueryResponse is one page of query results.
@@ -43,12 +47,13 @@ func (c *Client) NewQueryPager(query string, opts *QueryOptions) *runtime.Pager[
 		opts = &QueryOptions{}
 	}
 	pageSize := opts.PageSize
+	opts = &QueryOptions{PageSize: opts.PageSize, ContinuationToken: opts.ContinuationToken} // the caller may reuse theirs
 	return runtime.NewPager(runtime.PagingHandler[QueryResponse]{
 		More: func(page QueryResponse) bool {
 			return page.ContinuationToken != nil && *page.ContinuationToken != ""
 		},
 		Fetcher: func(ctx context.Context, prev *QueryResponse) (QueryResponse, error) {
-			var continuation string
+			continuation := opts.ContinuationToken
 			if prev != nil && prev.ContinuationToken != nil {
 				continuation = *prev.ContinuationToken
 			}
