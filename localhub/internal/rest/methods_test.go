@@ -178,7 +178,12 @@ func TestInvokeMethodEndsWhenClientGoesAway(t *testing.T) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, path, strings.NewReader(`{"methodName":"slow"}`))
 	require.NoError(t, err)
 	req.Header.Set("Authorization", h.policyToken("service"))
-	_, err = h.srv.Client().Do(req)
-	require.ErrorIs(t, err, context.Canceled)
-	require.ErrorIs(t, <-ended, context.Canceled)
+	resp, err := h.srv.Client().Do(req)
+	if err == nil {
+		// The transport can lose the race with its own cancellation and hand
+		// back what the server wrote after the call ended; that is no
+		// answer from the device either way.
+		resp.Body.Close()
+	}
+	require.ErrorIs(t, <-ended, context.Canceled, "the device call ends with the request")
 }
