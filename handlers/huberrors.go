@@ -1,0 +1,91 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+
+	"github.com/iothub-reboot/devmgmt/shared/iothub"
+)
+
+// hubProblem maps a failed IoT Hub call to the caller's problem. The
+// detail never carries the hub's raw error text (it can quote request
+// URLs); the hub's error code, a name, is safe and helps support.
+func hubProblem(ctx context.Context, err error, deviceID string) problem {
+	var payloadErr *iothub.DevicePayloadError
+	if errors.As(err, &payloadErr) {
+		// The device answered, but with something that is not JSON.
+		return problem{Status: http.StatusBadGateway, ErrorCode: codeDeviceError, Title: "The device answered with a payload that is not JSON.",
+			Detail: fmt.Sprintf("Device %q answered the reboot method, but its reply could not be read. Whether it reboots is unknown; check its twin before retrying.", deviceID),
+			Extra:  map[string]any{"deviceId": deviceID}}
+	}
+	var respErr *azcore.ResponseError
+	if !errors.As(err, &respErr) {
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+			// The client's try timeout fired: the hub never answered.
+			return deviceTimeout(deviceID)
+		}
+		return internalError("The IoT Hub could not be reached.")
+	}
+	extra := map[string]any{"hubErrorCode": respErr.ErrorCode, "hubStatus": respErr.StatusCode}
+	switch {
+	case respErr.ErrorCode == string(iothub.DeviceNotFound):
+		return problem{Status: http.StatusNotFound, ErrorCode: codeDeviceNotFound, Title: "The device does not exist.",
+			Detail: fmt.Sprintf("No device %q is registered in the IoT Hub.", deviceID)}
+	case respErr.ErrorCode == string(iothub.DeviceNotOnline):
+		return problem{Status: http.StatusConflict, ErrorCode: codeDeviceNotOnline, Title: "The device is not online.",
+			Detail: fmt.Sprintf("Device %q is not connected, or has not subscribed to direct methods, within the connect timeout. Nothing was sent to it; retry when it is online or pass a longer connectTimeoutSeconds.", deviceID)}
+	case respErr.ErrorCode == string(iothub.GatewayTimeout) || respErr.StatusCode == http.StatusGatewayTimeout:
+		return deviceTimeout(deviceID)
+	case respErr.StatusCode == http.StatusTooManyRequests || respErr.ErrorCode == string(iothub.ThrottlingException):
+		return problem{Status: http.StatusTooManyRequests, ErrorCode: codeThrottled, Title: "The IoT Hub is throttling requests.",
+			Detail:     "The IoT Hub refused the call because its quota for this operation is exhausted. Retry after the indicated delay.",
+			RetryAfter: retryAfterSeconds(respErr.RawResponse), Extra: extra}
+	}
+	p := internalError(fmt.Sprintf("The IoT Hub call failed with HTTP %d %s.", respErr.StatusCode, respErr.ErrorCode))
+	p.Extra = extra
+	return p
+}
+
+func deviceTimeout(deviceID string) problem {
+	return problem{Status: http.StatusGatewayTimeout, ErrorCode: codeDeviceTimeout, Title: "The device did not answer in time.",
+		Detail: fmt.Sprintf("Device %q did not answer the reboot method within the response timeout. The outcome is unknown: the device may have received the request and may still reboot. Check the twin (GET /api/reboots) before retrying.", deviceID)}
+}
+
+// retryAfterSeconds reads the hub's Retry-After (seconds or an HTTP date),
+// defaulting when absent.
+func retryAfterSeconds(resp *http.Response) int {
+	if resp == nil {
+		return defaultThrottleRetryAfter
+	}
+	v := strings.TrimSpace(resp.Header.Get("Retry-After"))
+	if n, err := strconv.Atoi(v); err == nil && n > 0 {
+		return n
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		if s := int(time.Until(t).Seconds() + 0.999); s > 0 {
+			return s
+		}
+	}
+	return defaultThrottleRetryAfter
+}
+
+// hubErrorAttrs describes a failed hub call for a log line: the HTTP
+// status and IoT Hub error code of a hub answer (its multi-line dump adds
+// nothing), or the error text otherwise (a network failure, say). Neither
+// can carry a credential: SAS tokens travel in a header azcore never
+// prints.
+func hubErrorAttrs(err error) []slog.Attr {
+	var respErr *azcore.ResponseError
+	if errors.As(err, &respErr) {
+		return []slog.Attr{slog.Int("hubStatus", respErr.StatusCode), slog.String("hubErrorCode", respErr.ErrorCode)}
+	}
+	return []slog.Attr{slog.String("err", err.Error())}
+}

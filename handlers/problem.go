@@ -1,0 +1,76 @@
+package handlers
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+)
+
+// Error codes in problem responses (errorCode), documented with the API in
+// docs/function-app.md and docs/openapi.json.
+const (
+	codeInvalidDeviceID       = "InvalidDeviceId"
+	codeInvalidArgument       = "InvalidArgument"
+	codeMalformedJSON         = "MalformedJson"
+	codeBodyTooLarge          = "BodyTooLarge"
+	codeInvalidContinuation   = "InvalidContinuationToken"
+	codeDeviceNotFound        = "DeviceNotFound"
+	codeDeviceNotOnline       = "DeviceNotOnline"
+	codeDeviceError           = "DeviceError"
+	codeDeviceTimeout         = "DeviceTimeout"
+	codeThrottled             = "Throttled"
+	codeInternal              = "InternalError"
+	codeNotFound              = "NotFound"
+	codeMalformedInvocation   = "MalformedInvocation"
+	problemTypeBase           = "https://github.com/iothub-reboot/devmgmt/blob/main/docs/function-app.md#"
+	problemContentType        = "application/problem+json"
+	defaultThrottleRetryAfter = 10 // seconds, when the hub names none
+)
+
+// problem is an RFC 9457 problem details document. ErrorCode is the
+// machine-readable code callers branch on; Extra holds code-specific
+// members (deviceStatus, devicePayload, …).
+type problem struct {
+	Status    int
+	ErrorCode string
+	Title     string
+	Detail    string
+	Extra     map[string]any
+	// RetryAfter, in seconds, is sent as the Retry-After header when > 0.
+	RetryAfter int
+}
+
+func (p problem) body() map[string]any {
+	m := make(map[string]any, 5+len(p.Extra))
+	for k, v := range p.Extra {
+		m[k] = v
+	}
+	m["type"] = problemTypeBase + strings.ToLower(p.ErrorCode)
+	m["title"] = p.Title
+	m["status"] = p.Status
+	m["detail"] = p.Detail
+	m["errorCode"] = p.ErrorCode
+	return m
+}
+
+// writeProblem writes p as application/problem+json. The host's
+// invocation id, when present, is included so a caller's report can be
+// matched with the app's logs.
+func writeProblem(w http.ResponseWriter, r *http.Request, p problem) {
+	if p.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(p.RetryAfter))
+	}
+	body := p.body()
+	if id := r.Header.Get(headerInvocationID); id != "" {
+		body["invocationId"] = id
+	}
+	writeJSONAs(w, p.Status, problemContentType, body)
+}
+
+func badRequest(code, detail string) problem {
+	return problem{Status: http.StatusBadRequest, ErrorCode: code, Title: "The request is invalid.", Detail: detail}
+}
+
+func internalError(detail string) problem {
+	return problem{Status: http.StatusInternalServerError, ErrorCode: codeInternal, Title: "The request failed.", Detail: detail}
+}

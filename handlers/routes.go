@@ -1,0 +1,51 @@
+package handlers
+
+import "net/http"
+
+const readinessPattern = "GET /{$}"
+
+// addRoutes is the handler's whole surface.
+//
+// HTTP functions are served twice by the same handlers: on their public
+// paths, which is what the host calls with enableForwardingHttpRequest (or
+// enableProxyingHttpRequest), and on /<FunctionName>, where the host POSTs
+// the invocation envelope when forwarding is off. TwinChangeProcessor is
+// an Event Hubs function and always gets the envelope.
+func addRoutes(mux *http.ServeMux, d Deps) {
+	reboot := handleRebootDevice(d)
+	status := handleRebootStatus(d)
+	report := handleRebootReport(d)
+	openapi := handleOpenAPI()
+
+	// The host's readiness check and health pings: any answer will do.
+	mux.Handle(readinessPattern, handleReady())
+
+	mux.Handle("POST "+routePrefix+"/devices/{deviceId}/reboot", reboot)
+	mux.Handle("GET "+routePrefix+"/reboots/{deviceId}/{requestId}", status)
+	mux.Handle("GET "+routePrefix+"/reboots", report)
+	mux.Handle("GET "+routePrefix+"/openapi.json", openapi)
+
+	mux.Handle("POST /RebootDevice", fromEnvelope(d, reboot))
+	mux.Handle("POST /RebootStatus", fromEnvelope(d, status))
+	mux.Handle("POST /RebootReport", fromEnvelope(d, report))
+	mux.Handle("POST /OpenAPI", fromEnvelope(d, openapi))
+
+	mux.Handle("POST /TwinChangeProcessor", handleTwinChangeProcessor(d))
+
+	mux.Handle("/", handleNotFound())
+}
+
+func handleReady() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Write([]byte("ok\n"))
+	})
+}
+
+// handleNotFound replaces the mux's plain-text 404 with a problem.
+func handleNotFound() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeProblem(w, r, problem{Status: http.StatusNotFound, ErrorCode: codeNotFound,
+			Title: "No such resource.", Detail: "No function of this app serves " + r.Method + " on this path."})
+	})
+}

@@ -1,0 +1,111 @@
+package handlers
+
+import (
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/iothub-reboot/devmgmt/shared/iothub"
+)
+
+// Headers the host adds to every request it sends the handler.
+const headerInvocationID = "X-Azure-Functions-InvocationId"
+
+// Deps are the handlers' dependencies. Zero optional fields get defaults.
+type Deps struct {
+	// Hub is the IoT Hub client (required); build it with NewHubClient so
+	// RebootReport can resume paged queries.
+	Hub *iothub.Client
+	// Logger receives one line per request and every reboot the processor
+	// sees. Default: discard.
+	Logger *slog.Logger
+	// Now is the clock. Default: time.Now.
+	Now func() time.Time
+	// NewRequestID makes reboot request ids. Default: random UUIDs.
+	NewRequestID func() string
+	// StatusDeadline: see Config.StatusDeadline. Default 10 minutes.
+	StatusDeadline time.Duration
+}
+
+func (d Deps) withDefaults() Deps {
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	if d.NewRequestID == nil {
+		d.NewRequestID = newRequestID
+	}
+	if d.StatusDeadline <= 0 {
+		d.StatusDeadline = DefaultStatusDeadline
+	}
+	return d
+}
+
+// NewServer returns the handler's whole HTTP surface (routes.go).
+func NewServer(d Deps) http.Handler {
+	d = d.withDefaults()
+	mux := http.NewServeMux()
+	addRoutes(mux, d)
+	return recoverPanics(d.Logger, logRequests(d.Logger, mux))
+}
+
+// statusRecorder remembers the status a handler wrote, for the log line.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+// logRequests logs one line per request with the route pattern, never the
+// URL: it may carry the caller's ?code= function key. The host's readiness
+// and health pings (GET /) are not logged.
+func logRequests(logger *slog.Logger, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w}
+		next.ServeHTTP(rec, r)
+		if r.Pattern == readinessPattern {
+			return
+		}
+		logger.LogAttrs(r.Context(), slog.LevelInfo, "request",
+			slog.String("method", r.Method),
+			slog.String("route", r.Pattern),
+			slog.Int("status", rec.status),
+			slog.Duration("duration", time.Since(start)),
+			slog.String("invocationId", r.Header.Get(headerInvocationID)))
+	})
+}
+
+// recoverPanics turns a panic into a 500 problem: a dropped connection
+// would fail the invocation with no explanation.
+func recoverPanics(logger *slog.Logger, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				logger.LogAttrs(r.Context(), slog.LevelError, "handler panic",
+					slog.String("route", r.Pattern), slog.String("panic", fmt.Sprint(v)))
+				writeProblem(w, r, internalError("An unexpected error occurred."))
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
