@@ -1,0 +1,86 @@
+package infra_test
+
+// Self-tests: the drift checks must catch the mistakes they exist for.
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestHandlerSettingsExtraction(t *testing.T) {
+	got := handlerSettings(t, "testdata/handlersrc", []string{"app", "cmd", "missing"})
+
+	require.Equal(t, []string{
+		"FROM_CMD", "FROM_CONST", "FROM_LOOKUPENV", "FROM_METHOD", "FROM_OS_GETENV", "FROM_TAG",
+	}, sortedKeys(got))
+	require.Equal(t, []string{"app/config.go:20"}, got["FROM_OS_GETENV"])
+}
+
+func TestPlainTextSecretDetection(t *testing.T) {
+	tests := []struct {
+		name    string
+		setting string
+		value   string
+		wantBad bool
+	}{
+		{name: "key vault reference", setting: "EH_CONNECTION", value: `'@Microsoft.KeyVault(VaultName=${kv.outputs.name};SecretName=s)'`},
+		{name: "identity-based connection", setting: "EH_CONNECTION__fullyQualifiedNamespace", value: `'ns.servicebus.windows.net'`},
+		{name: "plain value", setting: "IOTHUB_HOSTNAME", value: `hub.outputs.hostName`},
+		{name: "listKeys", setting: "IOTHUB_HOSTNAME", value: `listKeys(resourceId('a', 'b'), '2023-06-30').primaryKey`, wantBad: true},
+		{name: "interpolated key", setting: "X", value: `'Endpoint=sb://x/;SharedAccessKey=${k}'`, wantBad: true},
+		{name: "storage account key", setting: "AzureWebJobsStorage", value: `'DefaultEndpointsProtocol=https;AccountKey=${k}'`, wantBad: true},
+		{name: "secure param", setting: "TOKEN", value: `apiToken`, wantBad: true},
+		{name: "connection name, not a reference", setting: "EH_CONNECTION", value: `ehConnection`, wantBad: true},
+		{name: "function.json connection, not a reference", setting: "MyHub", value: `someVar`, wantBad: true},
+		{name: "reference prefix only", setting: "EH_CONNECTION", value: `'@Microsoft.KeyVault(${x}' + y`, wantBad: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, err := parseBicep("var v = " + tt.value)
+			require.NoError(t, err)
+			d, _ := f.find("var", "v")
+
+			problem := plainTextSecret(tt.setting, d.value, []string{"MyHub"}, map[string]bool{"apiToken": true})
+
+			require.Equal(t, tt.wantBad, problem != "", "problem: %q", problem)
+		})
+	}
+}
+
+func TestRouteMatches(t *testing.T) {
+	tests := []struct {
+		route string
+		want  bool
+	}{
+		{route: `{ source: 'TwinChangeEvents', endpointNames: [ 'events' ], isEnabled: true }`, want: true},
+		{route: `{ source: 'TwinChangeEvents', endpointNames: [ 'events' ], isEnabled: false }`},
+		{route: `{ source: 'TwinChangeEvents', endpointNames: [ 'other' ], isEnabled: true }`},
+		{route: `{ source: 'DeviceMessages', endpointNames: [ 'events' ], isEnabled: true }`},
+		{route: `{ source: 'TwinChangeEvents', isEnabled: true }`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.route, func(t *testing.T) {
+			f, err := parseBicep("var r = " + tt.route)
+			require.NoError(t, err)
+			d, _ := f.find("var", "r")
+			o, ok := d.value.object()
+			require.True(t, ok)
+
+			require.Equal(t, tt.want, routeMatches(o, "TwinChangeEvents"))
+		})
+	}
+}
+
+// The exceptions table only ever keeps settings out of Azure, each with a
+// reason; a setting Flex rejects is never a platform setting we write.
+func TestSettingExceptionsAreJustified(t *testing.T) {
+	for name, p := range settingPlaces {
+		require.NotEqual(t, required, p.azure, name)
+		require.NotEmpty(t, p.why, name)
+	}
+	for _, name := range platformSettings {
+		require.False(t, slices.Contains(flexRejected, name), name)
+	}
+}

@@ -1,0 +1,5 @@
+package app
+
+import "os"
+
+func ignored() { _ = os.Getenv("FROM_TEST_FILE") }
