@@ -1,35 +1,55 @@
 # The two commands a newcomer needs: `make run` and `make test`.
-GO        ?= go
-DATA_DIR  ?= .localhub
-BIN       := bin
+# The simulator is its own Go module (see simulator/README.md), so every
+# target covers both modules.
+GO       ?= go
+BIN      := bin
+DIST     := dist
+APP      := $(DIST)/app
+FUNCTIONS := $(wildcard functions/*/function.json)
 
-.PHONY: run test build bench fuzz vet clean
+.PHONY: run test build bench fuzz package clean
 
-## run: start the local system (the local IoT Hub on 127.0.0.1:8883/8443) and print what to try
+## run: start the local system and print what to try
 run: build
-	$(BIN)/localhub serve --data-dir $(DATA_DIR)
+	$(BIN)/localhub serve --data-dir .localhub
 
-## test: every test, with the race detector (fuzz seed corpora included)
+## test: every test in both modules, with the race detector (fuzz seed corpora included)
 test:
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 12m ./...
+	cd simulator && $(GO) vet ./... && $(GO) test -race -count=1 -timeout 5m ./...
 
-## build: the binaries, into bin/
+## build: bin/localhub, bin/simulator, bin/handler (this machine) and the function app root in dist/app
 build:
 	$(GO) build -o $(BIN)/localhub ./cmd/localhub
+	$(GO) build -o $(BIN)/handler ./cmd/handler
+	cd simulator && $(GO) build -o $(abspath $(BIN))/simulator ./cmd/simulator
+	rm -rf $(APP) && mkdir -p $(APP)
+	cp host.json $(APP)/
+	for f in $(FUNCTIONS); do mkdir -p $(APP)/$$(dirname $$f | xargs basename) && cp $$f $(APP)/$$(dirname $$f | xargs basename)/; done
+	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build -trimpath -ldflags='-s -w' -o $(APP)/handler ./cmd/handler
+	chmod 0755 $(APP)/handler
+	@if [ -f local.settings.json ]; then cp local.settings.json $(APP)/; fi
 
-## bench: every benchmark (scale scenarios live here, not in tests)
+## package: the deployment zip dist/app.zip from dist/app
+package: build
+	GO=$(GO) scripts/package.sh $(APP) $(DIST)/app.zip
+
+## bench: every benchmark (the 1,000-device scale scenarios live here, not in tests)
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -timeout 30m ./...
+	cd simulator && $(GO) test -run '^$$' -bench . -benchmem -timeout 30m ./...
 
-## fuzz: run each fuzz target for FUZZTIME (default 30s)
+## fuzz: run each fuzz target of both modules for FUZZTIME (default 30s)
 FUZZTIME ?= 30s
 fuzz:
-	@for pkg in $$($(GO) list ./...); do \
-	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
-	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	@for mod in . simulator; do \
+	  for pkg in $$(cd $$mod && $(GO) list ./...); do \
+	    for f in $$(cd $$mod && $(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	      echo "== $$pkg $$f"; (cd $$mod && $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg) || exit 1; \
+	    done; \
 	  done; \
 	done
 
 clean:
-	rm -rf $(BIN) dist
+	rm -rf $(BIN) $(DIST)
