@@ -1,0 +1,16 @@
+//go:build unix && !linux
+
+package main
+
+import (
+	"os"
+	"syscall"
+)
+
+// childProcAttr puts the simulator in its own process group, so a Ctrl+C
+// in the terminal reaches localdev alone, which stops it in order.
+func childProcAttr() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Setpgid: true}
+}
+
+func terminate(p *os.Process) error { return p.Signal(syscall.SIGTERM) }

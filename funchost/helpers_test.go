@@ -1,0 +1,299 @@
+package funchost
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/iothub-reboot/devmgmt/funchost/funchosttest"
+	"github.com/iothub-reboot/devmgmt/localhub"
+)
+
+// awaitTimeout bounds every wait for a log line or a restart.
+const awaitTimeout = 20 * time.Second
+
+// logRecorder is a slog handler that keeps every record as one line
+// ("LEVEL message key=value ...") and wakes waiters on each new one.
+type logRecorder struct {
+	mu    sync.Mutex
+	lines []string
+	wake  chan struct{}
+}
+
+// newLogRecorder prints what it recorded when the test fails, or always
+// with FUNCHOST_DUMP=1.
+func newLogRecorder(t testing.TB) *logRecorder {
+	r := &logRecorder{wake: make(chan struct{})}
+	t.Cleanup(func() {
+		if t.Failed() || os.Getenv("FUNCHOST_DUMP") != "" {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			t.Logf("host log:\n%s", strings.Join(r.lines, "\n"))
+		}
+	})
+	return r
+}
+
+func (r *logRecorder) logger() *slog.Logger { return slog.New(&recordingHandler{rec: r}) }
+
+func (r *logRecorder) add(line string) {
+	r.mu.Lock()
+	r.lines = append(r.lines, line)
+	close(r.wake)
+	r.wake = make(chan struct{})
+	r.mu.Unlock()
+}
+
+// await returns the first line for which match is true, waiting for it.
+func (r *logRecorder) await(t testing.TB, what string, match func(string) bool) string {
+	t.Helper()
+	lines := r.awaitN(t, what, 1, match)
+	return lines[0]
+}
+
+// awaitN waits until n lines match and returns them.
+func (r *logRecorder) awaitN(t testing.TB, what string, n int, match func(string) bool) []string {
+	t.Helper()
+	deadline := time.After(awaitTimeout)
+	for {
+		r.mu.Lock()
+		var found []string
+		for _, l := range r.lines {
+			if match(l) {
+				found = append(found, l)
+			}
+		}
+		wake := r.wake
+		r.mu.Unlock()
+		if len(found) >= n {
+			return found
+		}
+		select {
+		case <-wake:
+		case <-deadline:
+			t.Fatalf("no %d log line(s) with %s within %s (found %d)", n, what, awaitTimeout, len(found))
+		}
+	}
+}
+
+// count returns how many lines match now.
+func (r *logRecorder) count(match func(string) bool) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, l := range r.lines {
+		if match(l) {
+			n++
+		}
+	}
+	return n
+}
+
+func containsAll(parts ...string) func(string) bool {
+	return func(l string) bool {
+		for _, p := range parts {
+			if !strings.Contains(l, p) {
+				return false
+			}
+		}
+		return true
+	}
+}
+
+type recordingHandler struct {
+	rec   *logRecorder
+	attrs []slog.Attr
+}
+
+func (h *recordingHandler) Enabled(context.Context, slog.Level) bool { return true }
+
+func (h *recordingHandler) Handle(_ context.Context, r slog.Record) error {
+	var b strings.Builder
+	b.WriteString(r.Level.String())
+	b.WriteString(" ")
+	b.WriteString(r.Message)
+	write := func(a slog.Attr) bool {
+		fmt.Fprintf(&b, " %s=%v", a.Key, a.Value)
+		return true
+	}
+	for _, a := range h.attrs {
+		write(a)
+	}
+	r.Attrs(write)
+	h.rec.add(b.String())
+	return nil
+}
+
+func (h *recordingHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return &recordingHandler{rec: h.rec, attrs: append(append([]slog.Attr(nil), h.attrs...), attrs...)}
+}
+
+func (h *recordingHandler) WithGroup(string) slog.Handler { return h }
+
+// startHost starts a host and closes it in t.Cleanup.
+func startHost(t testing.TB, opts Options) *Host {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), awaitTimeout)
+	defer cancel()
+	h, err := Start(ctx, opts)
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, h.Close()) })
+	return h
+}
+
+// fakeApp is a script root for the fake worker (testdata/fakeworker).
+type fakeApp struct {
+	root string
+}
+
+// newFakeApp builds the fake worker into a new script root with hostJSON
+// and the given functions (folder name -> function.json).
+func newFakeApp(t testing.TB, hostJSON string, functions map[string]string) fakeApp {
+	t.Helper()
+	root := t.TempDir()
+	funchosttest.Build(t, funchosttest.RepoRoot(t), "./funchost/testdata/fakeworker", filepath.Join(root, "fakeworker"))
+	require.NoError(t, os.MkdirAll(filepath.Join(root, "work"), 0o755))
+	write(t, filepath.Join(root, "host.json"), hostJSON)
+	for name, fj := range functions {
+		write(t, filepath.Join(root, name, "function.json"), fj)
+	}
+	return fakeApp{root: root}
+}
+
+func write(t testing.TB, path, content string) {
+	t.Helper()
+	require.NoError(t, os.MkdirAll(filepath.Dir(path), 0o755))
+	require.NoError(t, os.WriteFile(path, []byte(content), 0o644))
+}
+
+// Function definitions for the fake worker's apps.
+const (
+	fakeHostJSON = `{
+  "version": "2.0",
+  "functionTimeout": "00:01:00",
+  "customHandler": {
+    "description": {
+      "defaultExecutablePath": "fakeworker",
+      "workingDirectory": "work",
+      "arguments": ["--port=%FUNCTIONS_CUSTOMHANDLER_PORT%", "--s=%FAKE_SETTING%", "--gone=%FAKE_NOT_SET_ANYWHERE%"]
+    },
+    "enableForwardingHttpRequest": true
+  }
+}`
+	echoFunction = `{"bindings":[
+  {"type":"httpTrigger","direction":"in","name":"req","authLevel":"function","methods":["get","post"],"route":"echo/{id}/{*rest}"},
+  {"type":"http","direction":"out","name":"res"}]}`
+	infoFunction = `{"bindings":[
+  {"type":"httpTrigger","direction":"in","name":"req","methods":["get"],"route":"info"},
+  {"type":"http","direction":"out","name":"res"}]}`
+	exitFunction = `{"bindings":[
+  {"type":"httpTrigger","direction":"in","name":"req","methods":["post"],"route":"exit"},
+  {"type":"http","direction":"out","name":"res"}]}`
+	// envelopeFunction has two outputs, so it never qualifies for
+	// forwarding and gets the §2.1 envelope.
+	envelopeFunction = `{"bindings":[
+  {"type":"httpTrigger","direction":"in","name":"req","methods":["post"],"route":"items/{id:int}"},
+  {"type":"http","direction":"out","name":"res"},
+  {"type":"queue","direction":"out","name":"msg","queueName":"q","connection":"AzureWebJobsStorage"}]}`
+)
+
+func fakeFunctions() map[string]string {
+	return map[string]string{"Echo": echoFunction, "Info": infoFunction, "Exit": exitFunction, "Envelope": envelopeFunction}
+}
+
+// do sends a request and returns the status and body.
+func do(t testing.TB, method, url string, body io.Reader, header http.Header) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), method, url, body)
+	require.NoError(t, err)
+	for k, vs := range header {
+		req.Header[k] = vs
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp.StatusCode, b
+}
+
+// workerInfo is the fake worker's GET /api/info.
+type workerInfo struct {
+	PID  int               `json:"pid"`
+	Cwd  string            `json:"cwd"`
+	Args []string          `json:"args"`
+	Env  map[string]string `json:"env"`
+}
+
+func info(t testing.TB, h *Host) workerInfo {
+	t.Helper()
+	status, body := do(t, http.MethodGet, h.URL()+"/api/info", nil, nil)
+	require.Equal(t, http.StatusOK, status, "body: %s", body)
+	var wi workerInfo
+	require.NoError(t, json.Unmarshal(body, &wi))
+	return wi
+}
+
+// fakeSource is an in-memory EventSource: events appended by the test,
+// numbered per partition from 0.
+type fakeSource struct {
+	mu    sync.Mutex
+	parts [][]localhub.Event
+	wake  chan struct{}
+}
+
+func newFakeSource(partitions int) *fakeSource {
+	return &fakeSource{parts: make([][]localhub.Event, partitions), wake: make(chan struct{})}
+}
+
+func (s *fakeSource) PartitionCount() int { return len(s.parts) }
+
+func (s *fakeSource) Seek(p int, pos localhub.Position) (int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if pos.Latest {
+		return int64(len(s.parts[p])), nil
+	}
+	return 0, nil
+}
+
+func (s *fakeSource) Read(ctx context.Context, p int, from int64, max int) ([]localhub.Event, error) {
+	for {
+		s.mu.Lock()
+		if n := int64(len(s.parts[p])); from < n {
+			out := append([]localhub.Event(nil), s.parts[p][from:min(n, from+int64(max))]...)
+			s.mu.Unlock()
+			return out, nil
+		}
+		wake := s.wake
+		s.mu.Unlock()
+		select {
+		case <-wake:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+func (s *fakeSource) append(p int, e localhub.Event) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e.Partition = p
+	e.SequenceNumber = int64(len(s.parts[p]))
+	e.Offset = fmt.Sprint(e.SequenceNumber * 512)
+	e.EnqueuedTime = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC).Add(time.Duration(e.SequenceNumber) * time.Millisecond)
+	s.parts[p] = append(s.parts[p], e)
+	close(s.wake)
+	s.wake = make(chan struct{})
+}

@@ -1,0 +1,15 @@
+package funchost
+
+import (
+	"os"
+	"syscall"
+)
+
+// childProcAttr puts the handler in its own process group, so a Ctrl+C in
+// the terminal reaches the host alone and the host stops the handler in
+// order, and has the kernel end it if the host dies without doing so.
+func childProcAttr() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+}
+
+func terminate(p *os.Process) error { return p.Signal(syscall.SIGTERM) }

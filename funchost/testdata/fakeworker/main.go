@@ -1,0 +1,110 @@
+// Command fakeworker is a stand-in custom handler for the local host's own
+// tests: it crashes on request, reports how it was started, echoes what the
+// host forwards and answers invocation envelopes. Environment:
+//
+//	FAKEWORKER_EXIT_AT_START=N  exit with code N before listening
+//	FAKEWORKER_FAIL_FIRST=N     answer the first N envelopes with 500
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync/atomic"
+)
+
+func main() {
+	if code := os.Getenv("FAKEWORKER_EXIT_AT_START"); code != "" {
+		n, _ := strconv.Atoi(code)
+		fmt.Fprintln(os.Stderr, "fakeworker: crashing at start as asked")
+		os.Exit(n)
+	}
+	fmt.Fprintln(os.Stderr, "fakeworker: warning: this is a test double")
+	failFirst, _ := strconv.ParseInt(os.Getenv("FAKEWORKER_FAIL_FIRST"), 10, 64)
+	var envelopes atomic.Int64
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ready")) })
+	mux.HandleFunc("GET /api/info", func(w http.ResponseWriter, r *http.Request) {
+		cwd, _ := os.Getwd()
+		env := map[string]string{}
+		for _, kv := range os.Environ() {
+			k, v, _ := strings.Cut(kv, "=")
+			if strings.HasPrefix(k, "FUNCTIONS_") || strings.HasPrefix(k, "FAKE_") {
+				env[k] = v
+			}
+		}
+		writeJSON(w, 200, map[string]any{"pid": os.Getpid(), "cwd": cwd, "args": os.Args[1:], "env": env})
+	})
+	mux.HandleFunc("POST /api/exit", func(w http.ResponseWriter, r *http.Request) {
+		code, _ := strconv.Atoi(r.URL.Query().Get("code"))
+		fmt.Fprintf(os.Stderr, "fakeworker: exiting with code %d as asked\n", code)
+		writeJSON(w, 200, map[string]int{"code": code})
+		w.(http.Flusher).Flush()
+		os.Exit(code)
+	})
+	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		writeJSON(w, 200, map[string]any{
+			"method": r.Method, "path": r.URL.Path, "rawQuery": r.URL.RawQuery, "host": r.Host,
+			"headers": r.Header, "body": string(body), "contentLength": r.ContentLength,
+		})
+	})
+	mux.HandleFunc("POST /{function}", func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		n := envelopes.Add(1)
+		var env struct {
+			Data     map[string]json.RawMessage
+			Metadata map[string]json.RawMessage
+		}
+		if err := json.Unmarshal(body, &env); err != nil {
+			http.Error(w, err.Error(), 400)
+			return
+		}
+		if _, ok := env.Data["req"]; ok {
+			// An HTTP trigger: answer with the envelope as the body.
+			writeJSON(w, 200, map[string]any{
+				"Outputs":     map[string]any{"res": map[string]any{"statusCode": "201", "headers": map[string]any{"Content-Type": "application/json", "X-Fake": true}, "body": string(body)}},
+				"Logs":        []string{"http envelope for " + r.PathValue("function")},
+				"ReturnValue": nil,
+			})
+			return
+		}
+		retry := "none"
+		if rc, ok := env.Metadata["RetryContext"]; ok {
+			retry = string(rc)
+		}
+		var seqText string
+		json.Unmarshal(env.Metadata["SequenceNumberArray"], &seqText)
+		if seq, ok := env.Metadata["SequenceNumber"]; ok {
+			seqText = string(seq) // cardinality one
+		}
+		var pc struct{ PartitionId string }
+		json.Unmarshal(env.Metadata["PartitionContext"], &pc)
+		fmt.Printf("fakeworker: envelope %d for %s partition=%s sequenceNumbers=%s retryContext=%s\n", n, r.PathValue("function"), pc.PartitionId, seqText, retry)
+		if n <= failFirst {
+			http.Error(w, "failing as asked", 500)
+			return
+		}
+		writeJSON(w, 200, map[string]any{"Outputs": map[string]any{}, "Logs": []string{"delivered sequenceNumbers=" + seqText}, "ReturnValue": nil})
+	})
+
+	port := os.Getenv("FUNCTIONS_CUSTOMHANDLER_PORT")
+	fmt.Println("fakeworker: listening on port", port)
+	if err := http.ListenAndServe("127.0.0.1:"+port, mux); err != nil {
+		fmt.Fprintln(os.Stderr, "fakeworker:", err)
+		os.Exit(1)
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, _ := json.Marshal(v)
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(status)
+	w.Write(b)
+}
