@@ -5,13 +5,14 @@ GO       ?= go
 BIN      := bin
 DIST     := dist
 APP      := $(DIST)/app
+LOCAL    := $(DIST)/local
 FUNCTIONS := $(wildcard functions/*/function.json)
 
 .PHONY: run test build bench fuzz package clean
 
-## run: start the local system and print what to try
+## run: start the local system (hub, function app under the local host, simulated devices) and print what to try
 run: build
-	$(BIN)/localhub serve --data-dir .localhub
+	$(BIN)/localdev
 
 ## test: every test in both modules, with the race detector (fuzz seed corpora included)
 test:
@@ -19,17 +20,23 @@ test:
 	$(GO) test -race -count=1 -timeout 12m ./...
 	cd simulator && $(GO) vet ./... && $(GO) test -race -count=1 -timeout 5m ./...
 
-## build: bin/localhub, bin/simulator, bin/handler (this machine) and the function app root in dist/app
+## build: bin/{localhub,localdev,handler,simulator} for this machine, the deployable app root
+## dist/app (static linux/amd64 handler) and the local one dist/local (this machine's handler)
 build:
 	$(GO) build -o $(BIN)/localhub ./cmd/localhub
+	$(GO) build -o $(BIN)/localdev ./cmd/localdev
 	$(GO) build -o $(BIN)/handler ./cmd/handler
 	cd simulator && $(GO) build -o $(abspath $(BIN))/simulator ./cmd/simulator
 	rm -rf $(APP) && mkdir -p $(APP)
 	cp host.json $(APP)/
-	for f in $(FUNCTIONS); do mkdir -p $(APP)/$$(dirname $$f | xargs basename) && cp $$f $(APP)/$$(dirname $$f | xargs basename)/; done
+	for f in $(FUNCTIONS); do d=$$(basename $$(dirname $$f)); mkdir -p $(APP)/$$d && cp $$f $(APP)/$$d/; done
 	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build -trimpath -ldflags='-s -w' -o $(APP)/handler ./cmd/handler
 	chmod 0755 $(APP)/handler
 	@if [ -f local.settings.json ]; then cp local.settings.json $(APP)/; fi
+	rm -rf $(LOCAL) && mkdir -p $(LOCAL)
+	cp host.json $(LOCAL)/
+	for f in $(FUNCTIONS); do d=$$(basename $$(dirname $$f)); mkdir -p $(LOCAL)/$$d && cp $$f $(LOCAL)/$$d/; done
+	cp $(BIN)/handler $(LOCAL)/handler
 
 ## package: the deployment zip dist/app.zip from dist/app
 package: build
