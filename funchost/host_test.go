@@ -40,7 +40,7 @@ func TestFunctionApp(t *testing.T) {
 	hub := localhubtest.New(t, nil)
 	logs := newLogRecorder(t)
 	h := startHost(t, Options{ScriptRoot: app, Settings: appSettings(t, hub), Events: hub.Events(), Logger: logs.logger()})
-	dev := newDevice(t, hub, "dev-1")
+	dev := localhubtest.NewDevice(t, hub, "dev-1", localhubtest.Reply(200, `{"result":"Reboot started"}`))
 
 	t.Run("ready", func(t *testing.T) {
 		status, body := do(t, http.MethodGet, h.URL()+"/", nil, nil)
@@ -52,7 +52,7 @@ func TestFunctionApp(t *testing.T) {
 	t.Run("reboot forwarded", func(t *testing.T) {
 		status, body := do(t, http.MethodPost, h.URL()+"/api/devices/dev-1/reboot", nil, nil)
 		require.Equal(t, http.StatusOK, status, "body: %s", body)
-		require.Equal(t, "reboot", <-dev.methods)
+		require.Equal(t, "reboot", dev.NextCall(t).Name)
 		var got struct {
 			DeviceID  string `json:"deviceId"`
 			Status    int    `json:"status"`
@@ -72,14 +72,14 @@ func TestFunctionApp(t *testing.T) {
 		require.NoError(t, err)
 		resp.Body.Close()
 		require.Equal(t, http.StatusAccepted, resp.StatusCode)
-		require.Equal(t, "reboot", <-dev.methods)
+		require.Equal(t, "reboot", dev.NextCall(t).Name)
 		status, body := do(t, http.MethodGet, resp.Header.Get("Location"), nil, nil)
 		require.Contains(t, []int{http.StatusOK, http.StatusAccepted}, status, "body: %s", body)
 	})
 
 	t.Run("twin change reaches TwinChangeProcessor", func(t *testing.T) {
 		const lastReboot = "2025-06-01T12:00:05.123Z"
-		dev.report(t, map[string]any{"iothubDM": map[string]any{"reboot": map[string]any{"lastReboot": lastReboot, "status": "running"}}})
+		dev.ReportJSON(t, map[string]any{"iothubDM": map[string]any{"reboot": map[string]any{"lastReboot": lastReboot, "status": "running"}}})
 		logs.await(t, "the handler's reboot line", containsAll("deviceId=dev-1", "lastReboot="+lastReboot, "source=handler"))
 		logs.await(t, "the invocation's Logs entry", containsAll("reboot reported", "deviceId=dev-1", "lastReboot="+lastReboot, "function=TwinChangeProcessor"))
 		logs.await(t, "a successful invocation", containsAll("Executed 'Functions.TwinChangeProcessor' (Succeeded)"))
@@ -109,7 +109,7 @@ func TestFunctionAppEnvelopeMode(t *testing.T) {
 	settings["AzureWebJobs.TwinChangeProcessor.Disabled"] = "true"
 	logs := newLogRecorder(t)
 	h := startHost(t, Options{ScriptRoot: app, Settings: settings, Events: hub.Events(), Logger: logs.logger()})
-	dev := newDevice(t, hub, "dev-2")
+	dev := localhubtest.NewDevice(t, hub, "dev-2", localhubtest.Reply(200, `{"result":"Reboot started"}`))
 
 	logs.await(t, "the envelope mode", containsAll("function loaded", "function=RebootDevice", "mode=envelope"))
 	resp, err := http.Post(h.URL()+"/api/devices/dev-2/reboot", "application/json", strings.NewReader(`{"delaySeconds":0}`))
@@ -118,7 +118,7 @@ func TestFunctionAppEnvelopeMode(t *testing.T) {
 	body, err := io.ReadAll(resp.Body)
 	require.NoError(t, err)
 	require.Equal(t, http.StatusOK, resp.StatusCode, "body: %s", body)
-	require.Equal(t, "reboot", <-dev.methods)
+	require.Equal(t, "reboot", dev.NextCall(t).Name)
 	require.Contains(t, resp.Header.Get("Content-Type"), "application/json")
 	require.Contains(t, string(body), `"statusUrl":"`+h.URL()+`/api/reboots/dev-2/`)
 

@@ -26,7 +26,7 @@ import (
 // medians.
 func BenchmarkRebootDeviceOverhead(b *testing.B) {
 	hub := localhubtest.New(b, nil)
-	dev := newDevice(b, hub, "bench-dev", replyWith(200, `{"result":"Reboot started"}`))
+	dev := localhubtest.NewDevice(b, hub, "bench-dev", localhubtest.Reply(200, `{"result":"Reboot started"}`))
 	app := newTestApp(b, hub, appOptions{})
 	cs, err := hub.ServiceConnectionString("serviceAndRegistryRead")
 	require.NoError(b, err)
@@ -44,7 +44,7 @@ func BenchmarkRebootDeviceOverhead(b *testing.B) {
 		raw = append(raw, time.Since(start))
 		require.NoError(b, err)
 		require.Equal(b, 200, resp.Status)
-		<-dev.calls
+		<-dev.Calls
 
 		start = time.Now()
 		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, app.URL+"/api/devices/bench-dev/reboot", strings.NewReader(`{}`))
@@ -55,7 +55,7 @@ func BenchmarkRebootDeviceOverhead(b *testing.B) {
 		httpResp.Body.Close()
 		viaApp = append(viaApp, time.Since(start))
 		require.Equal(b, http.StatusOK, httpResp.StatusCode)
-		<-dev.calls
+		<-dev.Calls
 	}
 	rawP50, appP50 := percentileMS(raw, 0.5), percentileMS(viaApp, 0.5)
 	b.ReportMetric(rawP50, "raw-p50-ms")

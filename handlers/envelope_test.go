@@ -55,7 +55,7 @@ func TestHTTPFunctionsInEnvelopeMode(t *testing.T) {
 	t.Parallel()
 	hub := localhubtest.New(t, nil)
 	app := newTestApp(t, hub, appOptions{})
-	dev := newDevice(t, hub, "env-1", replyWith(200, `{"result":"Reboot started"}`))
+	dev := localhubtest.NewDevice(t, hub, "env-1", localhubtest.Reply(200, `{"result":"Reboot started"}`))
 
 	invoke := func(function, envelope string) envelopeResult {
 		t.Helper()
@@ -78,7 +78,7 @@ func TestHTTPFunctionsInEnvelopeMode(t *testing.T) {
 	location := res.Outputs.Res.Headers["Location"]
 	require.Equal(t, accepted["statusUrl"], location)
 	require.Regexp(t, `^http://localhost:7071/api/reboots/env-1/[0-9a-f-]{36}\?code=fn-key&requestedAt=`, location)
-	require.JSONEq(t, `{"requestId":"`+accepted["requestId"].(string)+`","delaySeconds":2}`, string(dev.nextCall(t).Payload))
+	require.JSONEq(t, `{"requestId":"`+accepted["requestId"].(string)+`","delaySeconds":2}`, string(dev.NextCall(t).Payload))
 
 	// Polling Location in envelope mode: Params carry the route values.
 	res = invoke("RebootStatus", httpEnvelope(t, "GET", location, map[string][]string{"Host": {"localhost:7071"}},

@@ -55,13 +55,13 @@ func TestTwinChangeProcessorOnHubEvents(t *testing.T) {
 	t.Parallel()
 	hub := localhubtest.New(t, nil)
 	app := newTestApp(t, hub, appOptions{})
-	a := newDevice(t, hub, "proc-a", replyWith(200, `{}`))
-	b := newDevice(t, hub, "proc-b", replyWith(200, `{}`))
-	a.sendTelemetry(t, `{"temperature":21.5}`)
-	a.reportReboot(t, map[string]any{"status": "rebooting", "requestId": "r-1"})
-	a.reportReboot(t, map[string]any{"lastReboot": "2025-01-31T08:00:04.5Z", "status": "running", "requestId": "r-1"})
-	b.reportReboot(t, map[string]any{"lastReboot": "2025-01-31T10:00:09+02:00", "status": "running"})
-	b.report(t, map[string]any{"firmware": "2.1"})
+	a := localhubtest.NewDevice(t, hub, "proc-a", localhubtest.Reply(200, `{}`))
+	b := localhubtest.NewDevice(t, hub, "proc-b", localhubtest.Reply(200, `{}`))
+	require.NoError(t, a.SendTelemetry(`{"temperature":21.5}`))
+	reportReboot(t, a, map[string]any{"status": "rebooting", "requestId": "r-1"})
+	reportReboot(t, a, map[string]any{"lastReboot": "2025-01-31T08:00:04.5Z", "status": "running", "requestId": "r-1"})
+	reportReboot(t, b, map[string]any{"lastReboot": "2025-01-31T10:00:09+02:00", "status": "running"})
+	b.ReportJSON(t, map[string]any{"firmware": "2.1"})
 
 	var logs []string
 	for _, batch := range hubBatches(t, hub) {

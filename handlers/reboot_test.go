@@ -16,7 +16,7 @@ func TestRebootDeviceSync(t *testing.T) {
 	t.Parallel()
 	hub := localhubtest.New(t, nil)
 	app := newTestApp(t, hub, appOptions{})
-	dev := newDevice(t, hub, "dev-sync", replyWith(200, `{"result":"Reboot started"}`))
+	dev := localhubtest.NewDevice(t, hub, "dev-sync", localhubtest.Reply(200, `{"result":"Reboot started"}`))
 
 	tests := []struct {
 		name      string
@@ -49,7 +49,7 @@ func TestRebootDeviceSync(t *testing.T) {
 				"statusUrl":   app.URL + "/api/reboots/dev-sync/" + requestID + "?requestedAt=" + strings.ReplaceAll(got["requestedAt"].(string), ":", "%3A"),
 			}, got)
 
-			call := dev.nextCall(t)
+			call := dev.NextCall(t)
 			require.Equal(t, "reboot", call.Name)
 			require.JSONEq(t, `{"requestId":"`+requestID+`","delaySeconds":`+itoa(tt.wantDelay)+`}`, string(call.Payload))
 		})
@@ -60,8 +60,8 @@ func TestRebootDeviceAsyncPollsStatusToCompletion(t *testing.T) {
 	t.Parallel()
 	hub := localhubtest.New(t, nil)
 	app := newTestApp(t, hub, appOptions{})
-	dev := newDevice(t, hub, "dev-async", replyWith(200, `{"result":"Reboot started"}`))
-	dev.reportReboot(t, map[string]any{"lastReboot": time.Now().Add(-time.Hour).UTC().Format(time.RFC3339), "status": "running"})
+	dev := localhubtest.NewDevice(t, hub, "dev-async", localhubtest.Reply(200, `{"result":"Reboot started"}`))
+	reportReboot(t, dev, map[string]any{"lastReboot": time.Now().Add(-time.Hour).UTC().Format(time.RFC3339), "status": "running"})
 
 	resp, body := app.do(t, http.MethodPost, "/api/devices/dev-async/reboot?code=fn-key", `{"delaySeconds":1}`,
 		map[string]string{"Prefer": "respond-async"})
@@ -73,7 +73,7 @@ func TestRebootDeviceAsyncPollsStatusToCompletion(t *testing.T) {
 	require.Contains(t, location, "code=fn-key", "a Logic App polls exactly Location, so it must carry the caller's key")
 	require.Equal(t, "10", resp.Header.Get("Retry-After"))
 	require.Equal(t, "respond-async", resp.Header.Get("Preference-Applied"))
-	call := dev.nextCall(t)
+	call := dev.NextCall(t)
 	require.JSONEq(t, `{"requestId":"`+requestID+`","delaySeconds":1}`, string(call.Payload))
 
 	poll := func(wantStatus int, wantState string) map[string]any {
@@ -91,12 +91,12 @@ func TestRebootDeviceAsyncPollsStatusToCompletion(t *testing.T) {
 
 	// The twin still shows the previous boot.
 	poll(http.StatusAccepted, "pending")
-	dev.reportReboot(t, map[string]any{"status": "rebooting", "requestId": requestID})
+	reportReboot(t, dev, map[string]any{"status": "rebooting", "requestId": requestID})
 	got := poll(http.StatusAccepted, "pending")
 	require.Equal(t, "rebooting", got["deviceStatus"])
 
 	lastReboot := time.Now().UTC().Format(time.RFC3339Nano)
-	dev.reportReboot(t, map[string]any{"lastReboot": lastReboot, "status": "running", "requestId": requestID})
+	reportReboot(t, dev, map[string]any{"lastReboot": lastReboot, "status": "running", "requestId": requestID})
 	got = poll(http.StatusOK, "completed")
 	require.Equal(t, map[string]any{
 		"deviceId":     "dev-async",
@@ -116,11 +116,11 @@ func TestRebootStatusOutcomes(t *testing.T) {
 	app := newTestApp(t, hub, appOptions{})
 
 	// start reboots device id and returns the status URL.
-	start := func(t *testing.T, id string) (*testDevice, string, string) {
-		dev := newDevice(t, hub, id, replyWith(200, `{}`))
+	start := func(t *testing.T, id string) (*localhubtest.Device, string, string) {
+		dev := localhubtest.NewDevice(t, hub, id, localhubtest.Reply(200, `{}`))
 		resp, body := app.do(t, http.MethodPost, "/api/devices/"+id+"/reboot", "", nil)
 		require.Equal(t, http.StatusOK, resp.StatusCode, "body: %s", body)
-		dev.nextCall(t)
+		dev.NextCall(t)
 		got := decodeJSON(t, body)
 		return dev, got["statusUrl"].(string), got["requestId"].(string)
 	}
@@ -128,7 +128,7 @@ func TestRebootStatusOutcomes(t *testing.T) {
 	t.Run("device that does not echo request ids", func(t *testing.T) {
 		dev, status, _ := start(t, "silent-echo")
 		last := time.Now().Add(time.Second).UTC().Format(time.RFC3339Nano)
-		dev.reportReboot(t, map[string]any{"lastReboot": last})
+		reportReboot(t, dev, map[string]any{"lastReboot": last})
 		resp, body := app.do(t, http.MethodGet, status, "", nil)
 		require.Equal(t, http.StatusOK, resp.StatusCode, "body: %s", body)
 		got := decodeJSON(t, body)
@@ -138,7 +138,7 @@ func TestRebootStatusOutcomes(t *testing.T) {
 	})
 	t.Run("device reports failure", func(t *testing.T) {
 		dev, status, requestID := start(t, "failing")
-		dev.reportReboot(t, map[string]any{"status": "failed", "requestId": requestID, "reason": "firmware busy"})
+		reportReboot(t, dev, map[string]any{"status": "failed", "requestId": requestID, "reason": "firmware busy"})
 		resp, body := app.do(t, http.MethodGet, status, "", nil)
 		require.Equal(t, http.StatusOK, resp.StatusCode, "body: %s", body)
 		got := decodeJSON(t, body)
@@ -176,9 +176,9 @@ func TestRebootDeviceErrors(t *testing.T) {
 	t.Parallel()
 	hub := localhubtest.New(t, nil)
 	app := newTestApp(t, hub, appOptions{})
-	newDevice(t, hub, "grumpy", replyWith(500, `{"error":"disk full"}`))
-	newDevice(t, hub, "mute", func(methodCall) *methodReply { return nil })
-	newDevice(t, hub, "garbled", replyWith(200, `{'result': 'ok'}`))
+	localhubtest.NewDevice(t, hub, "grumpy", localhubtest.Reply(500, `{"error":"disk full"}`))
+	localhubtest.NewDevice(t, hub, "mute", localhubtest.Silent)
+	localhubtest.NewDevice(t, hub, "garbled", localhubtest.Reply(200, `{'result': 'ok'}`))
 	_, err := hub.CreateDevice("offline")
 	require.NoError(t, err)
 
@@ -232,7 +232,7 @@ func TestRebootDeviceHubRefusesCredentials(t *testing.T) {
 	hub := localhubtest.New(t, nil)
 	const wrongKey = "d3Jvbmcta2V5LXdyb25nLWtleQ=="
 	app := newTestApp(t, hub, appOptions{connStr: "HostName=" + hub.Hostname() + ";SharedAccessKeyName=service;SharedAccessKey=" + wrongKey})
-	newDevice(t, hub, "dev-1", replyWith(200, `{}`))
+	localhubtest.NewDevice(t, hub, "dev-1", localhubtest.Reply(200, `{}`))
 
 	resp, body := app.do(t, http.MethodPost, "/api/devices/dev-1/reboot", "", nil)
 	got := requireProblem(t, resp, body, http.StatusInternalServerError, "InternalError")
@@ -258,4 +258,11 @@ func requireProblem(t testing.TB, resp *http.Response, body []byte, status int, 
 func itoa(n int) string {
 	b, _ := json.Marshal(n)
 	return string(b)
+}
+
+// reportReboot reports the iothubDM.reboot section, where the handlers
+// look for a device's reboot progress.
+func reportReboot(t testing.TB, dev *localhubtest.Device, section map[string]any) {
+	t.Helper()
+	dev.ReportJSON(t, map[string]any{"iothubDM": map[string]any{"reboot": section}})
 }

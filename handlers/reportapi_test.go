@@ -29,9 +29,9 @@ func TestRebootReport(t *testing.T) {
 		{"site-b-1", map[string]any{"lastReboot": t0.Add(time.Minute).Format(time.RFC3339), "status": "running"}},
 	}
 	for _, d := range fleet {
-		newDevice(t, hub, d.id, replyWith(200, `{}`)).reportReboot(t, d.reboot)
+		reportReboot(t, localhubtest.NewDevice(t, hub, d.id, localhubtest.Reply(200, `{}`)), d.reboot)
 	}
-	newDevice(t, hub, "site-a-quiet", replyWith(200, `{}`)).report(t, map[string]any{"firmware": "1.0"})
+	localhubtest.NewDevice(t, hub, "site-a-quiet", localhubtest.Reply(200, `{}`)).ReportJSON(t, map[string]any{"firmware": "1.0"})
 
 	// list follows continuation tokens and returns the device ids seen.
 	list := func(t *testing.T, query url.Values) []string {

@@ -22,7 +22,7 @@ import (
 func BenchmarkInvokeMethod(b *testing.B) {
 	hub := localhubtest.New(b, nil)
 	client := newServiceClient(b, hub, "service")
-	device := connectDevice(b, hub, createDevice(b, hub, "bench"), echo)
+	device := localhubtest.ConnectDevice(b, hub, createDevice(b, hub, "bench"), echo)
 	req := iothub.MethodRequest{MethodName: "ping", Payload: json.RawMessage(`{"n":1}`), ResponseTimeout: 10 * time.Second}
 	ctx := b.Context()
 
@@ -66,7 +66,7 @@ func BenchmarkInvokeMethod1000Devices(b *testing.B) {
 		ids[i] = fmt.Sprintf("bench-%04d", i)
 		cs := createDevice(b, hub, ids[i])
 		g.Go(func() error {
-			d, err := startDevice(hub, cs, echo)
+			d, err := localhubtest.StartDevice(hub, cs, echo)
 			if err != nil {
 				return err
 			}

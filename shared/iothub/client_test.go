@@ -59,8 +59,8 @@ func requireCode(t testing.TB, err error, status int, code iothub.ErrorCode) {
 	require.Equal(t, string(code), respErr.ErrorCode, "error code; error: %v", err)
 }
 
-func echo(call methodCall) *methodReply {
-	return &methodReply{Status: 200, Payload: call.Payload}
+func echo(call localhubtest.MethodCall) *localhubtest.MethodReply {
+	return &localhubtest.MethodReply{Status: 200, Payload: call.Payload}
 }
 
 func createDevice(t testing.TB, hub *localhub.Hub, id string) string {
@@ -74,11 +74,11 @@ func TestInvokeMethod(t *testing.T) {
 	t.Parallel()
 	hub := localhubtest.New(t, nil)
 	client := newServiceClient(t, hub, "service")
-	device := connectDevice(t, hub, createDevice(t, hub, "dev-1"), func(call methodCall) *methodReply {
+	device := localhubtest.ConnectDevice(t, hub, createDevice(t, hub, "dev-1"), func(call localhubtest.MethodCall) *localhubtest.MethodReply {
 		if len(call.Payload) == 0 {
-			return &methodReply{Status: 202, Payload: []byte(`"no payload"`)}
+			return &localhubtest.MethodReply{Status: 202, Payload: []byte(`"no payload"`)}
 		}
-		return &methodReply{Status: 200, Payload: call.Payload}
+		return &localhubtest.MethodReply{Status: 200, Payload: call.Payload}
 	})
 
 	tests := []struct {
@@ -116,9 +116,7 @@ func TestInvokeMethodDeviceReplyNotJSON(t *testing.T) {
 	t.Parallel()
 	hub := localhubtest.New(t, nil)
 	client := newServiceClient(t, hub, "service")
-	connectDevice(t, hub, createDevice(t, hub, "dev-raw"), func(methodCall) *methodReply {
-		return &methodReply{Status: 200, Payload: []byte(`{'filename': 'logs.zip'}`)}
-	})
+	localhubtest.ConnectDevice(t, hub, createDevice(t, hub, "dev-raw"), localhubtest.Reply(200, `{'filename': 'logs.zip'}`))
 
 	_, err := client.InvokeMethod(t.Context(), "dev-raw", iothub.MethodRequest{MethodName: "upload", ResponseTimeout: 10 * time.Second}, nil)
 	var payloadErr *iothub.DevicePayloadError
@@ -131,7 +129,7 @@ func TestInvokeMethodErrors(t *testing.T) {
 	hub := localhubtest.New(t, nil)
 	client := newServiceClient(t, hub, "service")
 	createDevice(t, hub, "offline")
-	connectDevice(t, hub, createDevice(t, hub, "online"), echo)
+	localhubtest.ConnectDevice(t, hub, createDevice(t, hub, "online"), echo)
 
 	tests := []struct {
 		name       string
@@ -158,8 +156,7 @@ func TestInvokeMethodTimeoutIsNotRetried(t *testing.T) {
 	t.Parallel()
 	hub := localhubtest.New(t, nil)
 	client := newServiceClient(t, hub, "service")
-	silent := func(methodCall) *methodReply { return nil }
-	device := connectDevice(t, hub, createDevice(t, hub, "slow"), silent)
+	device := localhubtest.ConnectDevice(t, hub, createDevice(t, hub, "slow"), localhubtest.Silent)
 
 	start := time.Now()
 	_, err := client.InvokeMethod(t.Context(), "slow", iothub.MethodRequest{
@@ -205,7 +202,7 @@ func TestInvokeMethodWaitsForDeviceToConnect(t *testing.T) {
 	case res := <-done:
 		t.Fatalf("InvokeMethod returned before the device connected: %+v", res)
 	}
-	connectDevice(t, hub, deviceConnStr, echo)
+	localhubtest.ConnectDevice(t, hub, deviceConnStr, echo)
 
 	res := <-done
 	require.NoError(t, res.err)
@@ -241,7 +238,7 @@ func TestReportedPropertiesReachTwinAndEvents(t *testing.T) {
 	t.Parallel()
 	hub := localhubtest.New(t, nil)
 	client := newServiceClient(t, hub, "service")
-	device := connectDevice(t, hub, createDevice(t, hub, "reporter"), echo)
+	device := localhubtest.ConnectDevice(t, hub, createDevice(t, hub, "reporter"), echo)
 
 	events := hub.Events()
 	partition := events.PartitionFor("reporter")
@@ -295,7 +292,7 @@ func TestUpdateTwinDesired(t *testing.T) {
 	t.Parallel()
 	hub := localhubtest.New(t, nil)
 	client := newServiceClient(t, hub, "service")
-	device := connectDevice(t, hub, createDevice(t, hub, "thermo"), echo)
+	device := localhubtest.ConnectDevice(t, hub, createDevice(t, hub, "thermo"), echo)
 
 	before, err := client.GetTwin(t.Context(), "thermo", nil)
 	require.NoError(t, err)
@@ -317,7 +314,7 @@ func TestUpdateTwinDesired(t *testing.T) {
 		require.Equal(t, 21.5, patch["targetTemp"])
 		require.Equal(t, updated.Properties.Desired["$version"], patch["$version"])
 		require.NotContains(t, patch, "site", "tags never reach the device")
-	case <-time.After(mqttTimeout):
+	case <-time.After(localhubtest.DeviceTimeout):
 		t.Fatal("the device got no desired-properties notification")
 	}
 
@@ -408,7 +405,7 @@ func TestDeviceLifecycle(t *testing.T) {
 
 	// The created keys work for a device.
 	conn := sas.ConnectionString{HostName: hub.Hostname(), DeviceID: "crud-1", SharedAccessKey: got.Authentication.SymmetricKey.PrimaryKey}
-	connectDevice(t, hub, conn.String(), echo)
+	localhubtest.ConnectDevice(t, hub, conn.String(), echo)
 
 	stale := azcore.ETag("bm90LXRoZS1ldGFn")
 	_, err = client.DeleteDevice(ctx, "crud-1", &iothub.DeleteDeviceOptions{IfMatch: &stale})
@@ -432,7 +429,7 @@ func TestDeviceLifecycle(t *testing.T) {
 func TestSASAuthorization(t *testing.T) {
 	t.Parallel()
 	hub := localhubtest.New(t, nil)
-	connectDevice(t, hub, createDevice(t, hub, "d1"), echo)
+	localhubtest.ConnectDevice(t, hub, createDevice(t, hub, "d1"), echo)
 	invoke := func(c *iothub.Client) error {
 		_, err := c.InvokeMethod(t.Context(), "d1", iothub.MethodRequest{MethodName: "reboot"}, nil)
 		return err
@@ -468,7 +465,7 @@ func (s staticToken) GetToken(context.Context, policy.TokenRequestOptions) (azco
 func TestBearerCredential(t *testing.T) {
 	t.Parallel()
 	hub := localhubtest.New(t, &localhub.Options{BearerToken: "t"})
-	connectDevice(t, hub, createDevice(t, hub, "d1"), echo)
+	localhubtest.ConnectDevice(t, hub, createDevice(t, hub, "d1"), echo)
 
 	tests := []struct {
 		name    string

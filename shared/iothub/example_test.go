@@ -10,6 +10,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 
 	"github.com/iothub-reboot/devmgmt/localhub"
+	"github.com/iothub-reboot/devmgmt/localhub/localhubtest"
 	"github.com/iothub-reboot/devmgmt/shared/iothub"
 )
 
@@ -24,14 +25,12 @@ func ExampleClient_InvokeMethod() {
 	}
 	defer hub.Close()
 
-	// A device that answers "reboot" (played by paho, see device_test.go).
+	// A device that answers "reboot", played by paho over MQTT/TLS.
 	deviceConnStr, err := hub.CreateDevice("thermostat-1")
 	if err != nil {
 		log.Fatal(err)
 	}
-	device, err := startDevice(hub, deviceConnStr, func(methodCall) *methodReply {
-		return &methodReply{Status: 200, Payload: []byte(`"Reboot started"`)}
-	})
+	device, err := localhubtest.StartDevice(hub, deviceConnStr, localhubtest.Reply(200, `"Reboot started"`))
 	if err != nil {
 		log.Fatal(err)
 	}
