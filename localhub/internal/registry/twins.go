@@ -279,45 +279,26 @@ func (s *Store) PatchTwin(id string, p TwinPatch, ifMatch string) (Twin, error) 
 		return s.checkedTwin(id, ifMatch)
 	}
 
-	unlock := s.lockDevice(id)
-	defer unlock()
-	now := s.clock()
-	var (
-		dev *deviceRecord
-		rec *twinRecord
-	)
-	err = s.writes.update(func(tx *bolt.Tx) error {
-		var err error
-		if dev, rec, err = getDeviceAndTwin(tx, id); err != nil {
-			return err
-		}
-		if !etagMatches(ifMatch, twinETag(rec.ETag)) {
-			return ErrPreconditionFailed
-		}
-		rec.Version++
-		rec.ETag++
+	tw, err := s.writeTwin(id, ifMatch, func(rec *twinRecord, now time.Time) (Notification, error) {
 		if tags != nil {
 			rec.Tags.merge(tags, time.Time{}, 0)
 			if err := checkSize(sectionTags, rec.Tags); err != nil {
-				return err
+				return Notification{}, err
 			}
 		}
 		if desired != nil {
 			rec.DesiredVersion++
 			rec.Desired.merge(desired, now, rec.DesiredVersion)
 			if err := checkSize(sectionDesired, rec.Desired); err != nil {
-				return err
+				return Notification{}, err
 			}
 		}
-		return putTwin(tx, id, rec)
+		return patchNotification(id, rec, tags, desired, now), nil
 	})
 	if err != nil {
 		return Twin{}, fmt.Errorf("patch twin %q: %w", id, err)
 	}
-	s.notify(patchNotification(id, rec, tags, desired, now))
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return rec.wire(dev, s.devices[id]), nil
+	return tw, nil
 }
 
 // ReplaceTwin replaces tags and desired wholesale and emits replaceTwin.
@@ -332,14 +313,40 @@ func (s *Store) ReplaceTwin(id string, p TwinPatch, ifMatch string) (Twin, error
 		return Twin{}, err
 	}
 
+	tw, err := s.writeTwin(id, ifMatch, func(rec *twinRecord, now time.Time) (Notification, error) {
+		rec.Tags = newObject()
+		rec.Tags.merge(tags, time.Time{}, 0)
+		rec.DesiredVersion++
+		rec.Desired = newObject()
+		rec.Desired.merge(desired, now, rec.DesiredVersion)
+		if err := checkSize(sectionTags, rec.Tags); err != nil {
+			return Notification{}, err
+		}
+		if err := checkSize(sectionDesired, rec.Desired); err != nil {
+			return Notification{}, err
+		}
+		return replaceNotification(id, rec, now), nil
+	})
+	if err != nil {
+		return Twin{}, fmt.Errorf("replace twin %q: %w", id, err)
+	}
+	return tw, nil
+}
+
+// writeTwin is the one way a service changes a twin: under the device's
+// lock, in one commit, after checking ifMatch against the twin etag, with
+// the twin version and etag bumped. change edits the record and builds the
+// notification, which is emitted only once the commit is durable.
+func (s *Store) writeTwin(id, ifMatch string, change func(rec *twinRecord, now time.Time) (Notification, error)) (Twin, error) {
 	unlock := s.lockDevice(id)
 	defer unlock()
 	now := s.clock()
 	var (
 		dev *deviceRecord
 		rec *twinRecord
+		n   Notification
 	)
-	err = s.writes.update(func(tx *bolt.Tx) error {
+	err := s.writes.update(func(tx *bolt.Tx) error {
 		var err error
 		if dev, rec, err = getDeviceAndTwin(tx, id); err != nil {
 			return err
@@ -349,23 +356,15 @@ func (s *Store) ReplaceTwin(id string, p TwinPatch, ifMatch string) (Twin, error
 		}
 		rec.Version++
 		rec.ETag++
-		rec.Tags = newObject()
-		rec.Tags.merge(tags, time.Time{}, 0)
-		rec.DesiredVersion++
-		rec.Desired = newObject()
-		rec.Desired.merge(desired, now, rec.DesiredVersion)
-		if err := checkSize(sectionTags, rec.Tags); err != nil {
-			return err
-		}
-		if err := checkSize(sectionDesired, rec.Desired); err != nil {
+		if n, err = change(rec, now); err != nil {
 			return err
 		}
 		return putTwin(tx, id, rec)
 	})
 	if err != nil {
-		return Twin{}, fmt.Errorf("replace twin %q: %w", id, err)
+		return Twin{}, err
 	}
-	s.notify(replaceNotification(id, rec, now))
+	s.notify(n)
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return rec.wire(dev, s.devices[id]), nil
