@@ -182,7 +182,6 @@ func (h *Hub) route(n registry.Notification) {
 	h.events.Append(eventlog.Event{
 		DeviceID:        n.DeviceID,
 		Body:            n.Body,
-		MessageID:       "",
 		CorrelationID:   newCorrelationID(),
 		ContentType:     "application/json",
 		ContentEncoding: "utf-8",
