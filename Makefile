@@ -8,7 +8,7 @@ APP      := $(DIST)/app
 LOCAL    := $(DIST)/local
 FUNCTIONS := $(wildcard functions/*/function.json)
 
-.PHONY: run test build bench fuzz package clean
+.PHONY: run test build bench fuzz package conformance-node clean
 
 ## run: start the local system (hub, function app under the local host, simulated devices) and print what to try
 run: build
@@ -58,5 +58,9 @@ fuzz:
 	  done; \
 	done
 
+## conformance-node: drive a fresh local hub with Microsoft's Node.js SDKs (needs npm and root for :443)
+conformance-node: build
+	scripts/conformance-node.sh
+
 clean:
-	rm -rf $(BIN) $(DIST)
+	rm -rf $(BIN) $(DIST) conformance/node/node_modules
