@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"strings"
 	"sync"
@@ -19,25 +18,7 @@ import (
 
 var localhubBin string
 
-func TestMain(m *testing.M) {
-	os.Exit(func() int {
-		dir, err := os.MkdirTemp("", "simulator-cmd-test-")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		defer os.RemoveAll(dir)
-		root, err := hubtest.RepoRoot()
-		if err == nil {
-			localhubBin, err = hubtest.Build(root, dir)
-		}
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		return m.Run()
-	}())
-}
+func TestMain(m *testing.M) { os.Exit(hubtest.Main(m, &localhubBin)) }
 
 // lockedBuffer collects run's output while it runs.
 type lockedBuffer struct {

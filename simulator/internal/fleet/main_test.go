@@ -19,25 +19,7 @@ import (
 // localhubBin is the local hub, built once for this package's tests.
 var localhubBin string
 
-func TestMain(m *testing.M) {
-	os.Exit(func() int {
-		dir, err := os.MkdirTemp("", "simulator-fleet-test-")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		defer os.RemoveAll(dir)
-		root, err := hubtest.RepoRoot()
-		if err == nil {
-			localhubBin, err = hubtest.Build(root, dir)
-		}
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		return m.Run()
-	}())
-}
+func TestMain(m *testing.M) { os.Exit(hubtest.Main(m, &localhubBin)) }
 
 // rig is a hub child process with a fleet of simulated devices on it.
 type rig struct {

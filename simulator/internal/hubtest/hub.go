@@ -58,6 +58,28 @@ func Build(repoRoot, dir string) (string, error) {
 	return bin, nil
 }
 
+// Main builds the local hub once for a test package, stores its path in
+// *bin, runs the package's tests and returns their exit code:
+//
+//	func TestMain(m *testing.M) { os.Exit(hubtest.Main(m, &localhubBin)) }
+func Main(m *testing.M, bin *string) int {
+	dir, err := os.MkdirTemp("", "simulator-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	root, err := RepoRoot()
+	if err == nil {
+		*bin, err = Build(root, dir)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return m.Run()
+}
+
 // Hub is a running local hub process. Its ports and data directory stay
 // the same across Restart.
 type Hub struct {
