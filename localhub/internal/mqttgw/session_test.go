@@ -24,12 +24,14 @@ func TestNewConnectionKicksOldOne(t *testing.T) {
 	second := h.connect(t, "d1", key)
 	first.requireLost(t)
 	require.True(t, second.IsConnectionOpen())
-	require.True(t, h.gw.Connected("d1"))
-	require.Equal(t, 1, h.gw.ConnectedCount())
 
 	// Method calls now go to the new connection (a clean session, so it
-	// must subscribe itself).
+	// must subscribe itself). mochi sends the CONNACK before the session is
+	// attached; the SUBACK comes after, so the gateway's view is settled
+	// once the subscription is acknowledged.
 	reqs := second.answerMethods(t, 202)
+	require.True(t, h.gw.Connected("d1"))
+	require.Equal(t, 1, h.gw.ConnectedCount())
 	status, _, err := h.gw.InvokeMethod(t.Context(), "d1", "m", nil, waitLimit, 0)
 	require.NoError(t, err)
 	require.Equal(t, 202, status)
