@@ -189,7 +189,7 @@ func Start(cfg Config) (*Gateway, error) {
 	if err := g.server.AddHook(&hook{}, &hookConfig{gw: g}); err != nil {
 		return nil, fmt.Errorf("mqttgw: add hook: %w", err)
 	}
-	if err := g.server.AddListener(listeners.NewNet("mqtts", g.ln)); err != nil {
+	if err := g.server.AddListener(listeners.NewNet(listenerID, g.ln)); err != nil {
 		return nil, fmt.Errorf("mqttgw: add listener: %w", err)
 	}
 	if err := g.server.Serve(); err != nil {
@@ -197,6 +197,9 @@ func Start(cfg Config) (*Gateway, error) {
 	}
 	return g, nil
 }
+
+// listenerID names the gateway's one mochi listener.
+const listenerID = "mqtts"
 
 func capabilities() *mqtt.Capabilities {
 	c := mqtt.NewDefaultServerCapabilities()
@@ -222,10 +225,17 @@ func hubName(host string) string {
 func (g *Gateway) Close() error {
 	g.closeOnce.Do(func() {
 		close(g.done)
-		// Closing every accepted connection first also ends connections
-		// that never sent CONNECT, which mochi does not know about and
-		// would otherwise wait for.
+		// Mark mochi's listener closed with a no-op client closer, so that
+		// server.Close below never runs mochi's own closer: it lists clients
+		// with Clients.GetByListener, which takes the clients read lock
+		// twice and deadlocks when a clean-session client leaving at the
+		// same moment waits for the write lock in between.
+		g.server.Listeners.Close(listenerID, func(string) {})
+		// Closing every accepted connection ends every client, including
+		// connections that never sent CONNECT, which mochi does not know
+		// about and would otherwise wait for.
 		g.ln.shutdown()
+		// Waits for every client goroutine; takes no clients lock.
 		g.closeErr = g.server.Close()
 	})
 	return g.closeErr

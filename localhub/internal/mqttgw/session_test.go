@@ -2,6 +2,7 @@ package mqttgw
 
 import (
 	"crypto/tls"
+	"fmt"
 	"net"
 	"regexp"
 	"runtime"
@@ -210,4 +211,27 @@ func TestCloseEndsEverything(t *testing.T) {
 func goroutines() string {
 	buf := make([]byte, 1<<20)
 	return string(buf[:runtime.Stack(buf, true)])
+}
+
+// mochi's Clients.GetByListener takes its read lock twice; a clean-session
+// client leaving (Clients.Delete waits for the write lock) between the two
+// deadlocks mochi's own Close. Close must never take that path, however
+// many clients are leaving while it runs.
+func TestCloseWhileCleanSessionsLeave(t *testing.T) {
+	for round := range 10 {
+		h := newTestHub(t)
+		const n = 100
+		for i := range n {
+			id := fmt.Sprintf("r%d-d%d", round, i)
+			h.connect(t, id, h.createDevice(t, id).Authentication.SymmetricKey.PrimaryKey)
+		}
+		closed := make(chan error, 1)
+		go func() { closed <- h.gw.Close() }()
+		select {
+		case err := <-closed:
+			require.NoError(t, err)
+		case <-time.After(waitLimit):
+			t.Fatalf("round %d: Close did not return:\n%s", round, goroutines())
+		}
+	}
 }
