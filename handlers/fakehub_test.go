@@ -11,9 +11,10 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// The local hub never throttles, so the 429 mapping is tested against a
-// fake hub endpoint that answers every request as a throttled IoT Hub does.
-// The same fake records what the app sends the hub.
+// A fake hub endpoint stands in for what only Azure does: a 429 carrying
+// a Retry-After header (the local hub throttles when asked to, but names
+// no Retry-After), answers the local hub never gives, and a record of the
+// exact requests the app sends.
 
 // fakeHub is an HTTPS endpoint answering every request with one response.
 type fakeHub struct {
@@ -57,7 +58,7 @@ func (h *fakeHub) recorded() []recordedRequest {
 	return append([]recordedRequest(nil), h.requests...)
 }
 
-func TestThrottledHubMapsTo429(t *testing.T) {
+func TestHubRetryAfterIsPassedOn(t *testing.T) {
 	hub := &fakeHub{
 		status: http.StatusTooManyRequests,
 		header: map[string]string{"iothub-errorcode": "ThrottlingException", "Retry-After": "30", "Content-Type": "application/json"},

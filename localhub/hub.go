@@ -50,6 +50,8 @@ type Options struct {
 	// with full data-plane rights: a stand-in for Entra ID, whose tokens
 	// cannot be validated offline.
 	BearerToken string
+	// Quotas throttle service operations with 429; none by default.
+	Quotas Quotas
 	// Partitions of the events endpoint (default 4) and their retention
 	// (default 24h).
 	Partitions int
@@ -72,6 +74,7 @@ type Hub struct {
 	httpSrv  *http.Server
 	httpsURL string
 	mqttAddr string
+	quotas   Quotas
 
 	closeOnce sync.Once
 	closeErr  error
@@ -83,6 +86,7 @@ func Start(ctx context.Context, opts Options) (_ *Hub, err error) {
 		hostname: opts.Hostname,
 		dataDir:  opts.DataDir,
 		logger:   opts.Logger,
+		quotas:   opts.Quotas,
 	}
 	if h.hostname == "" {
 		h.hostname = "localhost"
@@ -141,6 +145,7 @@ func Start(ctx context.Context, opts Options) (_ *Hub, err error) {
 			Registry:    h.store,
 			Devices:     h.gateway,
 			BearerToken: opts.BearerToken,
+			Quotas:      opts.Quotas,
 			Logger:      h.logger.With("component", "rest"),
 		}),
 		ReadHeaderTimeout: 10 * time.Second,

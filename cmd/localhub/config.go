@@ -23,6 +23,7 @@ type config struct {
 	bearerToken string
 	partitions  int
 	retention   time.Duration
+	quotas      localhub.Quotas
 	logLevel    slog.Level
 }
 
@@ -49,6 +50,7 @@ func loadServeConfig(args []string, getenv func(string) string, stderr io.Writer
 	fs.StringVar(&c.bearerToken, "bearer-token", getenv("LOCALHUB_BEARER_TOKEN"), "accept this exact bearer token as an Entra ID stand-in with full data-plane rights (env LOCALHUB_BEARER_TOKEN; off when empty)")
 	partitions := fs.String("partitions", envOr(getenv, "LOCALHUB_PARTITIONS", "4"), "partitions of the built-in events endpoint (env LOCALHUB_PARTITIONS)")
 	retention := fs.String("retention", envOr(getenv, "LOCALHUB_RETENTION", "24h"), "retention of the built-in events endpoint (env LOCALHUB_RETENTION)")
+	throttle := fs.String("throttle", envOr(getenv, "LOCALHUB_THROTTLE", "off"), "off, or s1 to answer 429 past one S1 unit's quotas, for testing callers' throttling handling (env LOCALHUB_THROTTLE)")
 	level := fs.String("log-level", envOr(getenv, "LOCALHUB_LOG_LEVEL", "info"), "debug, info, warn or error (env LOCALHUB_LOG_LEVEL)")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
@@ -63,6 +65,13 @@ func loadServeConfig(args []string, getenv func(string) string, stderr io.Writer
 	}
 	if c.retention, err = time.ParseDuration(*retention); err != nil || c.retention <= 0 {
 		return config{}, fmt.Errorf("--retention must be a positive duration such as 24h, got %q", *retention)
+	}
+	switch *throttle {
+	case "off":
+	case "s1":
+		c.quotas = localhub.S1Quotas()
+	default:
+		return config{}, fmt.Errorf("--throttle must be off or s1, got %q", *throttle)
 	}
 	if err := c.logLevel.UnmarshalText([]byte(*level)); err != nil {
 		return config{}, fmt.Errorf("--log-level: %w", err)
@@ -80,6 +89,7 @@ func (c config) options(logger *slog.Logger) localhub.Options {
 		MQTTAddr:    c.mqttAddr,
 		HTTPSAddr:   c.httpsAddr,
 		BearerToken: c.bearerToken,
+		Quotas:      c.quotas,
 		Partitions:  c.partitions,
 		Retention:   c.retention,
 		Logger:      logger,

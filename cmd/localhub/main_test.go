@@ -191,6 +191,12 @@ func TestServeConfig(t *testing.T) {
 			env:  map[string]string{"LOCALHUB_HOSTNAME": "env.local", "LOCALHUB_DATA_DIR": "/tmp/x", "LOCALHUB_RETENTION": "1h", "LOCALHUB_BEARER_TOKEN": "tok"},
 			want: config{dataDir: "/tmp/x", hostname: "hub.local", mqttAddr: "127.0.0.1:8883", httpsAddr: ":9443", bearerToken: "tok", partitions: 8, retention: time.Hour},
 		},
+		{
+			name: "S1 throttling",
+			env:  map[string]string{"LOCALHUB_THROTTLE": "s1"},
+			want: config{dataDir: ".localhub", hostname: "localhost", mqttAddr: "127.0.0.1:8883", httpsAddr: "127.0.0.1:8443", partitions: 4, retention: 24 * time.Hour, quotas: localhub.S1Quotas()},
+		},
+		{name: "bad throttle", args: []string{"--throttle", "s9"}, wantErr: "--throttle"},
 		{name: "bad partitions", args: []string{"--partitions", "0"}, wantErr: "--partitions"},
 		{name: "bad retention", args: []string{"--retention", "soon"}, wantErr: "--retention"},
 		{name: "stray argument", args: []string{"extra"}, wantErr: "unexpected arguments"},
@@ -249,3 +255,10 @@ func TestServeStopsOnCancel(t *testing.T) {
 }
 
 func noEnv(string) string { return "" }
+
+func TestDescribeQuotas(t *testing.T) {
+	require.Equal(t,
+		"429 ThrottlingException past registry operations 100/min, twin reads 100/s, twin updates 50/s, direct methods 40/s, queries 20/min",
+		describeQuotas(localhub.S1Quotas()))
+	require.Equal(t, "429 ThrottlingException past direct methods 2/min", describeQuotas(localhub.Quotas{DirectMethods: 2.0 / 60}))
+}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
+	"strings"
 
 	"github.com/iothub-reboot/devmgmt/localhub"
 )
@@ -38,6 +40,9 @@ func printBanner(w io.Writer, hub *localhub.Hub) error {
 	p("  Service REST API (HTTPS): %s\n", hub.HTTPSURL())
 	p("  Devices (MQTT over TLS):  %s\n", hub.MQTTAddr())
 	p("  Data directory:           %s\n", hub.DataDir())
+	if q := hub.Quotas(); q != (localhub.Quotas{}) {
+		p("  Throttling:               %s\n", describeQuotas(q))
+	}
 	p("\nService connection strings (point clients at %s; HostName carries no port, as in Azure):\n", hub.HTTPSURL())
 	for _, name := range hub.Policies() {
 		cs, err := hub.ServiceConnectionString(name)
@@ -92,4 +97,29 @@ func deviceCreate(ctx context.Context, args []string, getenv func(string) string
 	}
 	_, err = fmt.Fprintln(stdout, cs)
 	return err
+}
+
+// describeQuotas says which rates the hub throttles at, per minute where
+// that reads better.
+func describeQuotas(q localhub.Quotas) string {
+	var parts []string
+	for _, c := range []struct {
+		name string
+		rate float64
+	}{
+		{"registry operations", q.RegistryOperations},
+		{"twin reads", q.TwinReads},
+		{"twin updates", q.TwinUpdates},
+		{"direct methods", q.DirectMethods},
+		{"queries", q.Queries},
+	} {
+		switch {
+		case c.rate <= 0:
+		case c.rate < 10:
+			parts = append(parts, fmt.Sprintf("%s %g/min", c.name, math.Round(c.rate*60*100)/100))
+		default:
+			parts = append(parts, fmt.Sprintf("%s %g/s", c.name, c.rate))
+		}
+	}
+	return "429 ThrottlingException past " + strings.Join(parts, ", ")
 }

@@ -493,3 +493,39 @@ func TestBearerCredential(t *testing.T) {
 		})
 	}
 }
+
+// A hub allowing one call per hour of each kind: the second of each is
+// throttled with IoT Hub's 429 ThrottlingException, in the nested envelope
+// for methods and the classic one for twins and queries.
+func TestThrottlingErrors(t *testing.T) {
+	t.Parallel()
+	const oncePerHour = 1.0 / 3600
+	hub := localhubtest.New(t, &localhub.Options{Quotas: localhub.Quotas{
+		DirectMethods: oncePerHour, TwinReads: oncePerHour, TwinUpdates: oncePerHour, Queries: oncePerHour,
+	}})
+	cs, err := hub.ServiceConnectionString("service")
+	require.NoError(t, err)
+	opts := hubOptions(hub, nil)
+	opts.Retry = policy.RetryOptions{MaxRetries: -1} // see each 429 once
+	client, err := iothub.NewClientFromConnectionString(cs, opts)
+	require.NoError(t, err)
+	localhubtest.ConnectDevice(t, hub, createDevice(t, hub, "dev-q"), echo)
+
+	invoke := func() error {
+		_, err := client.InvokeMethod(t.Context(), "dev-q", iothub.MethodRequest{MethodName: "reboot", ResponseTimeout: 10 * time.Second}, nil)
+		return err
+	}
+	getTwin := func() error { _, err := client.GetTwin(t.Context(), "dev-q", nil); return err }
+	updateTwin := func() error {
+		_, err := client.UpdateTwin(t.Context(), "dev-q", iothub.TwinPatch{Tags: map[string]any{"a": 1}}, nil)
+		return err
+	}
+	query := func() error {
+		_, err := client.NewQueryPager("SELECT * FROM devices", nil).NextPage(t.Context())
+		return err
+	}
+	for name, call := range map[string]func() error{"invoke": invoke, "get twin": getTwin, "update twin": updateTwin, "query": query} {
+		require.NoError(t, call(), "first %s", name)
+		requireCode(t, call(), http.StatusTooManyRequests, iothub.ThrottlingException)
+	}
+}

@@ -128,6 +128,11 @@ func errServer(msg string) *hubError {
 	return &hubError{http.StatusInternalServerError, 500001, "ServerError", msg, nil}
 }
 
+func errThrottled() *hubError {
+	return &hubError{http.StatusTooManyRequests, 429001, "ThrottlingException",
+		"The request was throttled: the hub's quota for this operation is used up.", nil}
+}
+
 func errServiceUnavailable(msg string) *hubError {
 	return &hubError{http.StatusServiceUnavailable, 503001, "ServiceUnavailable", msg, nil}
 }

@@ -55,6 +55,7 @@ func (h *testHub) now() time.Time { return fixedNow }
 // depsOverride changes the test server's configuration.
 type depsOverride struct {
 	bearer string
+	quotas rest.Quotas
 }
 
 func newTestHub(t *testing.T) *testHub {
@@ -82,6 +83,7 @@ func newTestHubWith(t *testing.T, override func(*depsOverride)) *testHub {
 		Registry:    reg,
 		Devices:     devices,
 		BearerToken: o.bearer,
+		Quotas:      o.quotas,
 		Logger:      slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Now:         func() time.Time { return fixedNow },
 	})

@@ -10,32 +10,39 @@ import (
 // operation (for logs and authorization messages) and the shared access
 // right it needs (reference §1.4).
 func addRoutes(mux *http.ServeMux, d Deps) {
-	route := func(pattern, op string, need registry.Rights, h http.Handler) {
+	l := newLimits(d.Quotas, d.Now)
+	route := func(pattern, op string, need registry.Rights, m meter, h http.Handler) {
+		form := classic
+		if m == directMethods {
+			form = nested
+		}
+		h = throttle(d, l, m, form)(h)
 		mux.Handle(pattern, withRequest(d, op, need, h))
 	}
 
 	// Identity registry. Node lists devices with a trailing slash.
-	route("GET /devices", "ListDevices", registry.RegistryRead, handleListDevices(d))
-	route("GET /devices/{$}", "ListDevices", registry.RegistryRead, handleListDevices(d))
-	route("GET /devices/{id}", "GetDevice", registry.RegistryRead, handleGetDevice(d))
-	route("PUT /devices/{id}", "PutDevice", registry.RegistryWrite, handlePutDevice(d))
-	route("DELETE /devices/{id}", "DeleteDevice", registry.RegistryWrite, handleDeleteDevice(d))
-	route("GET /statistics/devices", "GetDeviceStatistics", registry.RegistryRead, handleDeviceStatistics(d))
+	route("GET /devices", "ListDevices", registry.RegistryRead, registryOps, handleListDevices(d))
+	route("GET /devices/{$}", "ListDevices", registry.RegistryRead, registryOps, handleListDevices(d))
+	route("GET /devices/{id}", "GetDevice", registry.RegistryRead, registryOps, handleGetDevice(d))
+	route("PUT /devices/{id}", "PutDevice", registry.RegistryWrite, registryOps, handlePutDevice(d))
+	route("DELETE /devices/{id}", "DeleteDevice", registry.RegistryWrite, registryOps, handleDeleteDevice(d))
+	route("GET /statistics/devices", "GetDeviceStatistics", registry.RegistryRead, unmetered, handleDeviceStatistics(d))
 
 	// Twins, queries and direct methods are service operations.
-	route("GET /twins/{id}", "GetTwin", registry.ServiceConnect, handleGetTwin(d))
-	route("PATCH /twins/{id}", "UpdateTwin", registry.ServiceConnect, handleUpdateTwin(d, patchTwin))
-	route("PUT /twins/{id}", "ReplaceTwin", registry.ServiceConnect, handleUpdateTwin(d, replaceTwin))
-	route("POST /twins/{id}/methods", "InvokeDeviceMethod", registry.ServiceConnect, handleInvokeMethod(d))
-	route("POST /devices/query", "QueryTwins", registry.ServiceConnect, handleQuery(d))
-	route("GET /statistics/service", "GetServiceStatistics", registry.ServiceConnect, handleServiceStatistics(d))
+	route("GET /twins/{id}", "GetTwin", registry.ServiceConnect, twinReads, handleGetTwin(d))
+	route("PATCH /twins/{id}", "UpdateTwin", registry.ServiceConnect, twinUpdates, handleUpdateTwin(d, patchTwin))
+	route("PUT /twins/{id}", "ReplaceTwin", registry.ServiceConnect, twinUpdates, handleUpdateTwin(d, replaceTwin))
+	route("POST /twins/{id}/methods", "InvokeDeviceMethod", registry.ServiceConnect, directMethods, handleInvokeMethod(d))
+	route("POST /devices/query", "QueryTwins", registry.ServiceConnect, queries, handleQuery(d))
+	route("GET /statistics/service", "GetServiceStatistics", registry.ServiceConnect, unmetered, handleServiceStatistics(d))
 
 	// Anything else: IoT Hub's JSON envelope, not ServeMux's plain text.
-	route("/", "Unknown", 0, handleNoRoute(d, mux))
+	route("/", "Unknown", 0, unmetered, handleNoRoute(d, mux))
 }
 
 // withRequest is the middleware every route runs: request logging, then
-// authentication and authorization, then the api-version check.
+// authentication and authorization, then the api-version check, then the
+// route's own (throttling).
 func withRequest(d Deps, op string, need registry.Rights, h http.Handler) http.Handler {
 	h = requireAPIVersion(d)(h)
 	h = authorize(d, op, need)(h)

@@ -31,8 +31,11 @@ type Deps struct {
 	// BearerToken, if set, gives "Authorization: Bearer <it>" every
 	// data-plane right (a stand-in for Entra ID).
 	BearerToken string
-	Logger      *slog.Logger
-	Now         func() time.Time
+	// Quotas, when set, throttle service operations with 429 (none by
+	// default).
+	Quotas Quotas
+	Logger *slog.Logger
+	Now    func() time.Time
 }
 
 // NewServer returns the service REST API as a handler. Every route,
