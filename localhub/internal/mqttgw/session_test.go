@@ -213,25 +213,30 @@ func goroutines() string {
 	return string(buf[:runtime.Stack(buf, true)])
 }
 
-// mochi's Clients.GetByListener takes its read lock twice; a clean-session
-// client leaving (Clients.Delete waits for the write lock) between the two
-// deadlocks mochi's own Close. Close must never take that path, however
-// many clients are leaving while it runs.
+// mochi's Clients.GetByListener takes the clients read lock twice; when a
+// clean-session client leaving (Clients.Delete, waiting for the write lock)
+// queues between the two, mochi's own client closer deadlocks. The test
+// lines that up: it holds a read lock while Close ends the clients, so
+// their Deletes queue as writers, then lets them through one by one while
+// anything Close does with the clients lock runs in between.
 func TestCloseWhileCleanSessionsLeave(t *testing.T) {
-	for round := range 10 {
-		h := newTestHub(t)
-		const n = 100
-		for i := range n {
-			id := fmt.Sprintf("r%d-d%d", round, i)
-			h.connect(t, id, h.createDevice(t, id).Authentication.SymmetricKey.PrimaryKey)
-		}
-		closed := make(chan error, 1)
-		go func() { closed <- h.gw.Close() }()
-		select {
-		case err := <-closed:
-			require.NoError(t, err)
-		case <-time.After(waitLimit):
-			t.Fatalf("round %d: Close did not return:\n%s", round, goroutines())
-		}
+	h := newTestHub(t)
+	const n = 20
+	for i := range n {
+		id := fmt.Sprintf("d%d", i)
+		h.connect(t, id, h.createDevice(t, id).Authentication.SymmetricKey.PrimaryKey)
+	}
+	h.gw.server.Clients.RLock()
+	closed := make(chan error, 1)
+	go func() { closed <- h.gw.Close() }()
+	// Goroutines queued on a lock are not observable events, so poll.
+	require.Eventually(t, func() bool { return strings.Count(goroutines(), "(*Clients).Delete") == n },
+		waitLimit, time.Millisecond, "clients did not queue to leave")
+	h.gw.server.Clients.RUnlock()
+	select {
+	case err := <-closed:
+		require.NoError(t, err)
+	case <-time.After(waitLimit):
+		t.Fatalf("Close did not return:\n%s", goroutines())
 	}
 }
