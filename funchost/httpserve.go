@@ -4,6 +4,8 @@ import (
 	"log/slog"
 	"net/http"
 	"time"
+
+	"github.com/iothub-reboot/devmgmt/shared/httpstatus"
 )
 
 // landingPage is what the host answers on / when no function serves it.
@@ -26,7 +28,7 @@ func (h *Host) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	start := time.Now()
 	id := newGUID()
-	rec := &statusRecorder{ResponseWriter: w}
+	rec := httpstatus.NewRecorder(w)
 	var err error
 	if fn.forward {
 		err = h.forward(rec, r, id)
@@ -34,7 +36,7 @@ func (h *Host) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		err = h.invokeHTTP(rec, r, fn, params, id)
 	}
 	if err != nil {
-		if r.Context().Err() == nil && !rec.wroteHeader {
+		if r.Context().Err() == nil && !rec.Written() {
 			// An invocation that failed is a 500 with no body for the caller.
 			rec.WriteHeader(http.StatusInternalServerError)
 		}
@@ -46,33 +48,5 @@ func (h *Host) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.logger.LogAttrs(r.Context(), slog.LevelInfo, "Executed 'Functions."+fn.name+"' (Succeeded)",
 		slog.String("function", fn.name), slog.String("invocationId", id),
 		slog.String("method", r.Method), slog.String("path", r.URL.Path),
-		slog.Int("status", rec.status), slog.Duration("duration", time.Since(start)))
-}
-
-// statusRecorder remembers the status written, for the invocation log.
-type statusRecorder struct {
-	http.ResponseWriter
-	status      int
-	wroteHeader bool
-}
-
-func (s *statusRecorder) WriteHeader(code int) {
-	if !s.wroteHeader {
-		s.status, s.wroteHeader = code, true
-	}
-	s.ResponseWriter.WriteHeader(code)
-}
-
-func (s *statusRecorder) Write(b []byte) (int, error) {
-	if !s.wroteHeader {
-		s.WriteHeader(http.StatusOK)
-	}
-	return s.ResponseWriter.Write(b)
-}
-
-// Flush lets proxied responses stream.
-func (s *statusRecorder) Flush() {
-	if f, ok := s.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
+		slog.Int("status", rec.Status()), slog.Duration("duration", time.Since(start)))
 }

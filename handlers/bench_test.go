@@ -3,9 +3,7 @@ package handlers_test
 import (
 	"encoding/json"
 	"io"
-	"math"
 	"net/http"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +14,7 @@ import (
 	"github.com/iothub-reboot/devmgmt/handlers"
 	"github.com/iothub-reboot/devmgmt/localhub/localhubtest"
 	"github.com/iothub-reboot/devmgmt/shared/iothub"
+	"github.com/iothub-reboot/devmgmt/shared/latency"
 )
 
 // BenchmarkRebootDeviceOverhead measures what RebootDevice adds to a raw
@@ -57,19 +56,8 @@ func BenchmarkRebootDeviceOverhead(b *testing.B) {
 		require.Equal(b, http.StatusOK, httpResp.StatusCode)
 		<-dev.Calls
 	}
-	rawP50, appP50 := percentileMS(raw, 0.5), percentileMS(viaApp, 0.5)
+	rawP50, appP50 := latency.PercentileMS(raw, 0.5), latency.PercentileMS(viaApp, 0.5)
 	b.ReportMetric(rawP50, "raw-p50-ms")
 	b.ReportMetric(appP50, "app-p50-ms")
 	b.ReportMetric(appP50-rawP50, "overhead-p50-ms")
-}
-
-// percentileMS is the p-th percentile (nearest rank) in milliseconds.
-func percentileMS(d []time.Duration, p float64) float64 {
-	if len(d) == 0 {
-		return 0
-	}
-	sorted := slices.Clone(d)
-	slices.Sort(sorted)
-	i := max(0, int(math.Ceil(p*float64(len(sorted))))-1)
-	return float64(sorted[i]) / float64(time.Millisecond)
 }

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/iothub-reboot/devmgmt/shared/httpstatus"
 	"github.com/iothub-reboot/devmgmt/shared/iothub"
 )
 
@@ -52,33 +53,13 @@ func NewServer(d Deps) http.Handler {
 	return recoverPanics(d.Logger, logRequests(d.Logger, mux))
 }
 
-// statusRecorder remembers the status a handler wrote, for the log line.
-type statusRecorder struct {
-	http.ResponseWriter
-	status int
-}
-
-func (s *statusRecorder) WriteHeader(code int) {
-	if s.status == 0 {
-		s.status = code
-	}
-	s.ResponseWriter.WriteHeader(code)
-}
-
-func (s *statusRecorder) Write(b []byte) (int, error) {
-	if s.status == 0 {
-		s.status = http.StatusOK
-	}
-	return s.ResponseWriter.Write(b)
-}
-
 // logRequests logs one line per request with the route pattern, never the
 // URL: it may carry the caller's ?code= function key. The host's readiness
 // and health pings (GET /) are not logged.
 func logRequests(logger *slog.Logger, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		rec := &statusRecorder{ResponseWriter: w}
+		rec := httpstatus.NewRecorder(w)
 		next.ServeHTTP(rec, r)
 		if r.Pattern == readinessPattern {
 			return
@@ -86,7 +67,7 @@ func logRequests(logger *slog.Logger, next http.Handler) http.Handler {
 		logger.LogAttrs(r.Context(), slog.LevelInfo, "request",
 			slog.String("method", r.Method),
 			slog.String("route", r.Pattern),
-			slog.Int("status", rec.status),
+			slog.Int("status", rec.Status()),
 			slog.Duration("duration", time.Since(start)),
 			slog.String("invocationId", r.Header.Get(headerInvocationID)))
 	})

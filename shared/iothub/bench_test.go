@@ -3,8 +3,6 @@ package iothub_test
 import (
 	"encoding/json"
 	"fmt"
-	"math"
-	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -15,6 +13,7 @@ import (
 
 	"github.com/iothub-reboot/devmgmt/localhub/localhubtest"
 	"github.com/iothub-reboot/devmgmt/shared/iothub"
+	"github.com/iothub-reboot/devmgmt/shared/latency"
 )
 
 // BenchmarkInvokeMethod measures a direct-method round trip: client → hub
@@ -36,19 +35,8 @@ func BenchmarkInvokeMethod(b *testing.B) {
 		require.Equal(b, 200, resp.Status)
 		<-device.Calls // keep the device's record from filling up
 	}
-	b.ReportMetric(percentileMS(latencies, 0.50), "p50-ms")
-	b.ReportMetric(percentileMS(latencies, 0.99), "p99-ms")
-}
-
-// percentileMS returns the p-th percentile (nearest rank) in milliseconds.
-func percentileMS(d []time.Duration, p float64) float64 {
-	if len(d) == 0 {
-		return 0
-	}
-	sorted := slices.Clone(d)
-	slices.Sort(sorted)
-	i := max(0, int(math.Ceil(p*float64(len(sorted))))-1)
-	return float64(sorted[i]) / float64(time.Millisecond)
+	b.ReportMetric(latency.PercentileMS(latencies, 0.50), "p50-ms")
+	b.ReportMetric(latency.PercentileMS(latencies, 0.99), "p99-ms")
 }
 
 // BenchmarkInvokeMethod1000Devices measures direct-method throughput through

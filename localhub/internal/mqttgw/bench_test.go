@@ -22,6 +22,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/iothub-reboot/devmgmt/localhub/internal/registry"
+	"github.com/iothub-reboot/devmgmt/shared/latency"
 	"github.com/iothub-reboot/devmgmt/shared/sas"
 )
 
@@ -42,13 +43,8 @@ func BenchmarkMethodRoundTrip(b *testing.B) {
 		latencies = append(latencies, time.Since(start))
 	}
 	slices.Sort(latencies)
-	b.ReportMetric(percentileMs(latencies, 0.50), "p50-ms")
-	b.ReportMetric(percentileMs(latencies, 0.99), "p99-ms")
-}
-
-func percentileMs(sorted []time.Duration, p float64) float64 {
-	i := int(float64(len(sorted)-1) * p)
-	return float64(sorted[i]) / float64(time.Millisecond)
+	b.ReportMetric(latency.PercentileMS(latencies, 0.50), "p50-ms")
+	b.ReportMetric(latency.PercentileMS(latencies, 0.99), "p99-ms")
 }
 
 const (
