@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/iothub-reboot/devmgmt/infra/internal/bicep"
 )
 
 func TestHandlerSettingsExtraction(t *testing.T) {
@@ -38,11 +40,11 @@ func TestPlainTextSecretDetection(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f, err := parseBicep("var v = " + tt.value)
+			f, err := bicep.Parse("var v = " + tt.value)
 			require.NoError(t, err)
-			d, _ := f.find("var", "v")
+			d, _ := f.Find("var", "v")
 
-			problem := plainTextSecret(tt.setting, d.value, []string{"MyHub"}, map[string]bool{"apiToken": true})
+			problem := plainTextSecret(tt.setting, d.Value, []string{"MyHub"}, map[string]bool{"apiToken": true})
 
 			require.Equal(t, tt.wantBad, problem != "", "problem: %q", problem)
 		})
@@ -62,10 +64,10 @@ func TestRouteMatches(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.route, func(t *testing.T) {
-			f, err := parseBicep("var r = " + tt.route)
+			f, err := bicep.Parse("var r = " + tt.route)
 			require.NoError(t, err)
-			d, _ := f.find("var", "r")
-			o, ok := d.value.object()
+			d, _ := f.Find("var", "r")
+			o, ok := d.Value.Object()
 			require.True(t, ok)
 
 			require.Equal(t, tt.want, routeMatches(o, "TwinChangeEvents"))
