@@ -86,3 +86,34 @@ func TestSettingExceptionsAreJustified(t *testing.T) {
 		require.False(t, slices.Contains(flexRejected, name), name)
 	}
 }
+
+func TestHostStorageRoles(t *testing.T) {
+	base := []string{storageBlobDataOwner, storageTableDataContributor}
+	tests := []struct {
+		name     string
+		bindings []map[string]any
+		want     []string
+	}{
+		{name: "http and event hubs need the host's own", bindings: []map[string]any{{"type": "httpTrigger"}, {"type": "eventHubTrigger", "connection": "EH"}}, want: base},
+		{name: "blob trigger uses queues and receipts", bindings: []map[string]any{{"type": "blobTrigger", "connection": "Other"}}, want: []string{storageAccountContributor, storageBlobDataOwner, storageQueueDataContributor, storageTableDataContributor}},
+		{name: "queue trigger on host storage", bindings: []map[string]any{{"type": "queueTrigger"}}, want: []string{storageBlobDataOwner, storageQueueDataContributor, storageTableDataContributor}},
+		{name: "queue output on host storage", bindings: []map[string]any{{"type": "queue", "connection": "AzureWebJobsStorage"}}, want: []string{storageBlobDataOwner, storageQueueDataContributor, storageTableDataContributor}},
+		{name: "queue trigger on another account", bindings: []map[string]any{{"type": "queueTrigger", "connection": "Other"}}, want: base},
+		{name: "durable functions", bindings: []map[string]any{{"type": "orchestrationTrigger"}}, want: []string{storageBlobDataOwner, storageQueueDataContributor, storageTableDataContributor}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			require.Equal(t, tt.want, hostStorageRoles(tt.bindings))
+		})
+	}
+}
+
+func TestLowerCamel(t *testing.T) {
+	for name, want := range map[string]string{
+		"IoT Hub Data Contributor":     "iotHubDataContributor",
+		"Storage Blob Data Owner":      "storageBlobDataOwner",
+		"Monitoring Metrics Publisher": "monitoringMetricsPublisher",
+	} {
+		require.Equal(t, want, lowerCamel(name))
+	}
+}

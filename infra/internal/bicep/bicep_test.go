@@ -292,6 +292,7 @@ func TestParseDecoratorArguments(t *testing.T) {
 		{name: "integer", src: "@minValue(40)\nparam p int", wantName: "minValue", wantArgs: []string{"40"}},
 		{name: "negative", src: "@minValue(-1)\nparam p int", wantName: "minValue", wantArgs: []string{"- 1"}},
 		{name: "no arguments", src: "@secure()\nparam p string", wantName: "secure"},
+		{name: "empty literals", src: "@metadata({ a: [], b: {}, c: f() })\nparam p string", wantName: "metadata", wantArgs: []string{"{ a: [], b: {}, c: f () }"}},
 		{name: "qualified name keeps the last part", src: "@sys.description('d')\nparam p string", wantName: "description", wantArgs: []string{"'d'"}},
 		{name: "array over lines", src: "@allowed([\n  512\n  2048\n])\nparam p int", wantName: "allowed", wantArgs: []string{"[ 512, 2048 ]"}},
 		{name: "several arguments", src: "@export(f(a, b), 'c')\nfunc x() string => 'x'", wantName: "export", wantArgs: []string{"f ( a , b )", "'c'"}},

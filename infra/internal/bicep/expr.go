@@ -193,7 +193,7 @@ func (e Expr) Text() string {
 			for _, p := range n.Props {
 				props = append(props, p.Key+": "+p.Value.Text())
 			}
-			parts = append(parts, "{ "+strings.Join(props, ", ")+" }")
+			parts = append(parts, enclose("{", strings.Join(props, ", "), "}"))
 		case *Array:
 			if n.Loop != nil {
 				parts = append(parts, "[ "+n.Loop.Text()+" : "+n.Body.Text()+" ]")
@@ -203,7 +203,7 @@ func (e Expr) Text() string {
 			for _, it := range n.Elems {
 				items = append(items, it.Text())
 			}
-			parts = append(parts, "[ "+strings.Join(items, ", ")+" ]")
+			parts = append(parts, enclose("[", strings.Join(items, ", "), "]"))
 		case *Str:
 			parts = append(parts, n.Raw)
 		case *Number:
@@ -211,12 +211,20 @@ func (e Expr) Text() string {
 		case *Ident:
 			parts = append(parts, n.Name)
 		case *Group:
-			parts = append(parts, "( "+n.Inner.Text()+" )")
+			parts = append(parts, enclose("(", n.Inner.Text(), ")"))
 		case *Other:
 			parts = append(parts, n.Text)
 		}
 	}
 	return strings.Join(parts, " ")
+}
+
+// enclose renders a bracketed list: "[ a, b ]", or "[]" when empty.
+func enclose(open, inner, close string) string {
+	if inner == "" {
+		return open + close
+	}
+	return open + " " + inner + " " + close
 }
 
 // Get returns the value of the object's property.
