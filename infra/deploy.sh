@@ -122,7 +122,8 @@ zip_deploy() {
       --src dist/app.zip --build-remote false --output none 2>&1); then
       return
     fi
-    if ! grep -Eqi '403|forbidden|AuthorizationPermissionMismatch|AuthorizationFailure|not authorized' <<<"$out"; then
+    # A 403 on its own, not inside an id (deployment ids are GUIDs).
+    if ! grep -Eqi '(^|[^[:alnum:]-])403([^[:alnum:]-]|$)|forbidden|AuthorizationPermissionMismatch|AuthorizationFailure|not authorized' <<<"$out"; then
       printf '%s\n' "$out" >&2
       die "zip deployment of $app failed (not a permission error, so not retried)"
     fi

@@ -188,6 +188,12 @@ func TestDeployWaitsForTheStorageRoleBeforeZipDeploying(t *testing.T) {
 			wantOut:    []string{"after 45s and 3 attempts"},
 		},
 		{
+			name:     "a 403 inside an id is not a 403",
+			env:      map[string]string{"FAKE_ROLE_SCOPE": existingScope, "FAKE_ZIP_ERRORS": "1", "FAKE_ZIP_ERROR": "Deployment endpoint responded with status code 202 for deployment id a4037c2e-1403-4f03-b403-40300000c403\nERROR: Deployment failed."},
+			wantZips: 1,
+			wantOut:  []string{"not a permission error, so not retried"},
+		},
+		{
 			name:     "other failures are not retried",
 			env:      map[string]string{"FAKE_ROLE_SCOPE": existingScope, "FAKE_ZIP_ERRORS": "1", "FAKE_ZIP_ERROR": "ERROR: Deployment failed: handler is not a valid executable"},
 			wantZips: 1,
