@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/iothub-reboot/devmgmt/infra/internal/bicep"
 )
 
 func TestHandlerSettingsExtraction(t *testing.T) {
@@ -38,11 +40,11 @@ func TestPlainTextSecretDetection(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f, err := parseBicep("var v = " + tt.value)
+			f, err := bicep.Parse("var v = " + tt.value)
 			require.NoError(t, err)
-			d, _ := f.find("var", "v")
+			d, _ := f.Find("var", "v")
 
-			problem := plainTextSecret(tt.setting, d.value, []string{"MyHub"}, map[string]bool{"apiToken": true})
+			problem := plainTextSecret(tt.setting, d.Value, []string{"MyHub"}, map[string]bool{"apiToken": true})
 
 			require.Equal(t, tt.wantBad, problem != "", "problem: %q", problem)
 		})
@@ -62,10 +64,10 @@ func TestRouteMatches(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.route, func(t *testing.T) {
-			f, err := parseBicep("var r = " + tt.route)
+			f, err := bicep.Parse("var r = " + tt.route)
 			require.NoError(t, err)
-			d, _ := f.find("var", "r")
-			o, ok := d.value.object()
+			d, _ := f.Find("var", "r")
+			o, ok := d.Value.Object()
 			require.True(t, ok)
 
 			require.Equal(t, tt.want, routeMatches(o, "TwinChangeEvents"))
@@ -82,5 +84,36 @@ func TestSettingExceptionsAreJustified(t *testing.T) {
 	}
 	for _, name := range platformSettings {
 		require.False(t, slices.Contains(flexRejected, name), name)
+	}
+}
+
+func TestHostStorageRoles(t *testing.T) {
+	base := []string{storageBlobDataOwner, storageTableDataContributor}
+	tests := []struct {
+		name     string
+		bindings []map[string]any
+		want     []string
+	}{
+		{name: "http and event hubs need the host's own", bindings: []map[string]any{{"type": "httpTrigger"}, {"type": "eventHubTrigger", "connection": "EH"}}, want: base},
+		{name: "blob trigger uses queues and receipts", bindings: []map[string]any{{"type": "blobTrigger", "connection": "Other"}}, want: []string{storageAccountContributor, storageBlobDataOwner, storageQueueDataContributor, storageTableDataContributor}},
+		{name: "queue trigger on host storage", bindings: []map[string]any{{"type": "queueTrigger"}}, want: []string{storageBlobDataOwner, storageQueueDataContributor, storageTableDataContributor}},
+		{name: "queue output on host storage", bindings: []map[string]any{{"type": "queue", "connection": "AzureWebJobsStorage"}}, want: []string{storageBlobDataOwner, storageQueueDataContributor, storageTableDataContributor}},
+		{name: "queue trigger on another account", bindings: []map[string]any{{"type": "queueTrigger", "connection": "Other"}}, want: base},
+		{name: "durable functions", bindings: []map[string]any{{"type": "orchestrationTrigger"}}, want: []string{storageBlobDataOwner, storageQueueDataContributor, storageTableDataContributor}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			require.Equal(t, tt.want, hostStorageRoles(tt.bindings))
+		})
+	}
+}
+
+func TestLowerCamel(t *testing.T) {
+	for name, want := range map[string]string{
+		"IoT Hub Data Contributor":     "iotHubDataContributor",
+		"Storage Blob Data Owner":      "storageBlobDataOwner",
+		"Monitoring Metrics Publisher": "monitoringMetricsPublisher",
+	} {
+		require.Equal(t, want, lowerCamel(name))
 	}
 }

@@ -2,7 +2,7 @@ package infra_test
 
 // Drift tests: infra/*.bicep, functions/*/function.json, the handler's Go
 // sources and local.settings.sample.json must agree. There is no Bicep CLI or
-// Azure here, so the Bicep is read with the small parser in bicep_test.go.
+// Azure here, so the Bicep is read with infra/internal/bicep.
 
 import (
 	"encoding/json"
@@ -21,6 +21,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/iothub-reboot/devmgmt/infra/internal/bicep"
 )
 
 // repoRoot is the module root, seen from this package's directory.
@@ -134,9 +136,9 @@ func TestAppSettingsHoldNoPlainTextSecret(t *testing.T) {
 	infra := loadInfra(t)
 	connections := functionConnections(t)
 	secureParams := map[string]bool{}
-	for _, d := range infra.main.all("param") {
-		if d.hasDecorator("secure") {
-			secureParams[d.name] = true
+	for _, d := range infra.main.All("param") {
+		if d.HasDecorator("secure") {
+			secureParams[d.Name] = true
 		}
 	}
 
@@ -160,14 +162,14 @@ var keyish = regexp.MustCompile(`(?i)listkeys|listconnectionstrings|primarykey|s
 // plainTextSecret says what is wrong when an app setting's value could hold a
 // key in plain text, or returns "". connections are the setting names
 // function.json files use as `connection`; secureParams the @secure() params.
-func plainTextSecret(name string, value expr, connections []string, secureParams map[string]bool) string {
-	text := value.text()
+func plainTextSecret(name string, value bicep.Expr, connections []string, secureParams map[string]bool) string {
+	text := value.Text()
 	if keyish.MatchString(text) {
 		return fmt.Sprintf("%s = %s puts a key in plain text", name, text)
 	}
 	for _, n := range value {
-		if id, ok := n.(*ident); ok && secureParams[id.name] {
-			return fmt.Sprintf("%s = %s copies @secure() param %s into an app setting", name, text, id.name)
+		if id, ok := n.(*bicep.Ident); ok && secureParams[id.Name] {
+			return fmt.Sprintf("%s = %s copies @secure() param %s into an app setting", name, text, id.Name)
 		}
 	}
 	carriesCredential := slices.Contains(connections, name) ||
@@ -190,21 +192,21 @@ func TestAppSettingsAreWrittenAsOneResource(t *testing.T) {
 	infra := loadInfra(t)
 	mod := infra.module(t, "modules/appsettings.bicep")
 	res := mod.resourceOfType(t, "Microsoft.Web/sites/config@")
-	body, ok := res.value.body()
+	body, ok := res.Value.Body()
 	require.True(t, ok)
-	name, _ := body.get("name")
-	got, _ := name.literal()
+	name, _ := body.Get("name")
+	got, _ := name.Literal()
 	require.Equal(t, "appsettings", got, "the app settings resource must be sites/config 'appsettings'")
-	props, _ := body.get("properties")
-	param, ok := props.identName()
-	require.True(t, ok, "sites/config appsettings properties must be the appSettings parameter, got %s", props.text())
-	_, ok = mod.file.find("param", param)
+	props, _ := body.Get("properties")
+	param, ok := props.IdentName()
+	require.True(t, ok, "sites/config appsettings properties must be the appSettings parameter, got %s", props.Text())
+	_, ok = mod.file.Find("param", param)
 	require.True(t, ok)
 
 	fnApp := infra.module(t, "modules/functionapp.bicep")
 	site := fnApp.resourceOfType(t, "Microsoft.Web/sites@")
-	siteBody, _ := site.value.body()
-	_, ok = siteBody.path("properties", "siteConfig", "appSettings")
+	siteBody, _ := site.Value.Body()
+	_, ok = siteBody.Path("properties", "siteConfig", "appSettings")
 	require.False(t, ok, "functionapp.bicep must not set siteConfig.appSettings: appsettings.bicep owns them")
 }
 
@@ -214,23 +216,23 @@ func TestConsumerGroups(t *testing.T) {
 
 	hub := infra.module(t, "modules/iothub.bicep")
 	cg := hub.resourceOfType(t, "Microsoft.Devices/IotHubs/eventHubEndpoints/ConsumerGroups@")
-	loop, ok := cg.value.array()
-	require.True(t, ok && loop.loop != nil, "consumer groups must be created by a loop over the consumerGroups parameter")
-	header := loop.loop.text()
+	loop, ok := cg.Value.Array()
+	require.True(t, ok && loop.Loop != nil, "consumer groups must be created by a loop over the consumerGroups parameter")
+	header := loop.Loop.Text()
 	m := regexp.MustCompile(`^for (\w+) in consumerGroups$`).FindStringSubmatch(header)
 	require.NotNil(t, m, "consumer group loop header %q", header)
-	body, _ := loop.body.body()
-	cgName, _ := body.get("name")
-	require.Contains(t, cgName.text(), "/events/${"+m[1]+"}", "consumer groups must be on the built-in events endpoint")
+	body, _ := loop.Body.Body()
+	cgName, _ := body.Get("name")
+	require.Contains(t, cgName.Text(), "/events/${"+m[1]+"}", "consumer groups must be on the built-in events endpoint")
 
 	groups := map[string]bool{}
 	arg, ok := infra.moduleParam(t, "modules/iothub.bicep", "consumerGroups")
 	require.True(t, ok, "main.bicep does not pass consumerGroups to the IoT Hub module")
-	list, ok := arg.array()
+	list, ok := arg.Array()
 	require.True(t, ok, "consumerGroups must be an array literal in main.bicep")
-	for _, item := range list.elems {
-		v, ok := item.stringValue(infra.resolveMain)
-		require.True(t, ok, "consumer group %s does not resolve to a name", item.text())
+	for _, item := range list.Elems {
+		v, ok := item.StringValue(infra.resolveMain)
+		require.True(t, ok, "consumer group %s does not resolve to a name", item.Text())
 		groups[v] = true
 	}
 
@@ -240,8 +242,8 @@ func TestConsumerGroups(t *testing.T) {
 			if ref.setting != "" {
 				v, ok := infra.settings[ref.setting]
 				require.True(t, ok, "main.bicep sets no %s (consumerGroup of %s)", ref.setting, ref.function)
-				azure, ok = v.stringValue(infra.resolveMain)
-				require.True(t, ok, "%s = %s does not resolve to a name", ref.setting, v.text())
+				azure, ok = v.StringValue(infra.resolveMain)
+				require.True(t, ok, "%s = %s does not resolve to a name", ref.setting, v.Text())
 			}
 			require.True(t, groups[azure], "%s reads consumer group %q, which main.bicep does not create (it creates %v)", ref.function, azure, sortedKeys(groups))
 
@@ -260,21 +262,21 @@ func TestIoTHubPolicies(t *testing.T) {
 	infra := loadInfra(t)
 	hub := infra.module(t, "modules/iothub.bicep")
 	res := hub.resourceOfType(t, "Microsoft.Devices/IotHubs@")
-	body, _ := res.value.body()
-	policies, ok := body.path("properties", "authorizationPolicies")
+	body, _ := res.Value.Body()
+	policies, ok := body.Path("properties", "authorizationPolicies")
 	require.True(t, ok, "the hub declares no authorizationPolicies")
-	list, ok := policies.array()
+	list, ok := policies.Array()
 	require.True(t, ok)
 
 	rights := map[string]string{}
-	for _, item := range list.elems {
-		o, ok := item.object()
-		require.True(t, ok, "policy %s is not an object literal", item.text())
-		name, _ := o.get("keyName")
-		r, _ := o.get("rights")
-		n, ok1 := name.literal()
-		v, ok2 := r.literal()
-		require.True(t, ok1 && ok2, "policy %s needs literal keyName and rights", item.text())
+	for _, item := range list.Elems {
+		o, ok := item.Object()
+		require.True(t, ok, "policy %s is not an object literal", item.Text())
+		name, _ := o.Get("keyName")
+		r, _ := o.Get("rights")
+		n, ok1 := name.Literal()
+		v, ok2 := r.Literal()
+		require.True(t, ok1 && ok2, "policy %s needs literal keyName and rights", item.Text())
 		rights[n] = v
 	}
 	// The list replaces the hub's, so the defaults must be repeated; the
@@ -291,12 +293,12 @@ func TestIoTHubPolicies(t *testing.T) {
 	// The Event Hub-compatible connection string must come from a policy that
 	// can receive events.
 	kv := infra.module(t, "modules/keyvault.bicep")
-	policy, ok := kv.file.find("param", "eventHubPolicyName")
+	policy, ok := kv.file.Find("param", "eventHubPolicyName")
 	require.True(t, ok)
-	name, ok := policy.value.literal()
+	name, ok := policy.Value.Literal()
 	require.True(t, ok)
 	if arg, ok := infra.moduleParam(t, "modules/keyvault.bicep", "eventHubPolicyName"); ok {
-		name, ok = arg.stringValue(infra.resolveMain)
+		name, ok = arg.StringValue(infra.resolveMain)
 		require.True(t, ok)
 	}
 	require.Contains(t, rights[name], "ServiceConnect", "the events connection string uses policy %q", name)
@@ -306,28 +308,28 @@ func TestIoTHubRouting(t *testing.T) {
 	infra := loadInfra(t)
 	hub := infra.module(t, "modules/iothub.bicep")
 	res := hub.resourceOfType(t, "Microsoft.Devices/IotHubs@")
-	body, _ := res.value.body()
+	body, _ := res.Value.Body()
 
-	routes, ok := body.path("properties", "routing", "routes")
+	routes, ok := body.Path("properties", "routing", "routes")
 	require.True(t, ok, "the hub declares no routes")
-	list, ok := routes.array()
+	list, ok := routes.Array()
 	require.True(t, ok)
 	var twinRoute bool
-	for _, item := range list.elems {
-		o, ok := item.object()
+	for _, item := range list.Elems {
+		o, ok := item.Object()
 		if ok && routeMatches(o, "TwinChangeEvents") {
 			twinRoute = true
 		}
 	}
 	require.True(t, twinRoute, "no enabled route sends TwinChangeEvents to the events endpoint")
 
-	fallback, ok := body.path("properties", "routing", "fallbackRoute")
+	fallback, ok := body.Path("properties", "routing", "fallbackRoute")
 	require.True(t, ok, "no fallbackRoute: it is disabled when omitted, and telemetry stops reaching events once a route exists")
-	o, ok := fallback.object()
+	o, ok := fallback.Object()
 	require.True(t, ok)
-	require.True(t, routeMatches(o, "DeviceMessages"), "the fallback route must be enabled and send DeviceMessages to events: %s", fallback.text())
+	require.True(t, routeMatches(o, "DeviceMessages"), "the fallback route must be enabled and send DeviceMessages to events: %s", fallback.Text())
 
-	sku, ok := hub.file.find("param", "skuName")
+	sku, ok := hub.file.Find("param", "skuName")
 	require.True(t, ok)
 	for _, basic := range []string{"B1", "B2", "B3"} {
 		require.NotContains(t, sku.String(), "'"+basic+"'", "Basic tiers have no direct methods or twins")
@@ -336,17 +338,17 @@ func TestIoTHubRouting(t *testing.T) {
 
 // routeMatches reports whether a route object is enabled and sends source to
 // the built-in events endpoint.
-func routeMatches(o *object, source string) bool {
-	src, _ := o.get("source")
-	enabled, _ := o.get("isEnabled")
-	endpoints, _ := o.get("endpointNames")
-	s, _ := src.literal()
-	list, ok := endpoints.array()
-	if !ok || len(list.elems) != 1 {
+func routeMatches(o *bicep.Object, source string) bool {
+	src, _ := o.Get("source")
+	enabled, _ := o.Get("isEnabled")
+	endpoints, _ := o.Get("endpointNames")
+	s, _ := src.Literal()
+	list, ok := endpoints.Array()
+	if !ok || len(list.Elems) != 1 {
 		return false
 	}
-	ep, _ := list.elems[0].literal()
-	return s == source && enabled.text() == "true" && ep == "events"
+	ep, _ := list.Elems[0].Literal()
+	return s == source && enabled.Text() == "true" && ep == "events"
 }
 
 func TestHTTPFunctionsRequireAFunctionKey(t *testing.T) {
@@ -369,22 +371,22 @@ func requireAppInsightsEntraOnly(t *testing.T, infra infraFiles) {
 	t.Helper()
 	mon := infra.module(t, "modules/monitoring.bicep")
 	res := mon.resourceOfType(t, "Microsoft.Insights/components@")
-	body, _ := res.value.body()
-	disabled, ok := body.path("properties", "DisableLocalAuth")
-	require.True(t, ok && disabled.text() == "true", "APPLICATIONINSIGHTS_CONNECTION_STRING is only acceptable with DisableLocalAuth: true")
+	body, _ := res.Value.Body()
+	disabled, ok := body.Path("properties", "DisableLocalAuth")
+	require.True(t, ok && disabled.Text() == "true", "APPLICATIONINSIGHTS_CONNECTION_STRING is only acceptable with DisableLocalAuth: true")
 	auth, ok := infra.settings["APPLICATIONINSIGHTS_AUTHENTICATION_STRING"]
 	require.True(t, ok, "APPLICATIONINSIGHTS_AUTHENTICATION_STRING must be set when local auth is off")
-	v, _ := auth.literal()
+	v, _ := auth.Literal()
 	require.Contains(t, v, "Authorization=AAD")
 }
 
-func isKeyVaultReference(e expr) bool {
-	n, ok := e.single()
+func isKeyVaultReference(e bicep.Expr) bool {
+	n, ok := e.Single()
 	if !ok {
 		return false
 	}
-	s, ok := n.(*str)
-	return ok && strings.HasPrefix(s.raw, "'@Microsoft.KeyVault(") && strings.HasSuffix(s.raw, ")'")
+	s, ok := n.(*bicep.Str)
+	return ok && strings.HasPrefix(s.Raw, "'@Microsoft.KeyVault(") && strings.HasSuffix(s.Raw, ")'")
 }
 
 // isIdentityBased reports whether a setting is one part of an identity-based
@@ -400,15 +402,15 @@ func isIdentityBased(name string) bool {
 
 // infraFiles holds the parsed infra/ directory.
 type infraFiles struct {
-	main     *bicepFile
-	params   *bicepFile
-	modules  map[string]*bicepFile // by path as main.bicep writes it
-	settings map[string]expr       // app settings main.bicep passes to the app
+	main     *bicep.File
+	params   *bicep.File
+	modules  map[string]*bicep.File // by path as main.bicep writes it
+	settings map[string]bicep.Expr  // app settings main.bicep passes to the app
 }
 
 type bicepModule struct {
 	path string
-	file *bicepFile
+	file *bicep.File
 }
 
 func loadInfra(t *testing.T) infraFiles {
@@ -416,46 +418,46 @@ func loadInfra(t *testing.T) infraFiles {
 	infra := infraFiles{
 		main:    parseFile(t, "main.bicep"),
 		params:  parseFile(t, "main.bicepparam"),
-		modules: map[string]*bicepFile{},
+		modules: map[string]*bicep.File{},
 	}
-	for _, m := range infra.main.all("module") {
-		infra.modules[m.typ] = parseFile(t, filepath.FromSlash(m.typ))
+	for _, m := range infra.main.All("module") {
+		infra.modules[m.Type] = parseFile(t, filepath.FromSlash(m.Type))
 	}
 
 	arg, ok := infra.moduleParam(t, "modules/appsettings.bicep", "appSettings")
 	require.True(t, ok, "main.bicep passes no appSettings to modules/appsettings.bicep")
-	infra.settings = map[string]expr{}
-	for _, p := range arg.objectEntries(infra.resolveMain) {
-		require.NotContains(t, infra.settings, p.key, "app setting %s is set twice", p.key)
-		infra.settings[p.key] = p.value
+	infra.settings = map[string]bicep.Expr{}
+	for _, p := range arg.ObjectEntries(infra.resolveMain) {
+		require.NotContains(t, infra.settings, p.Key, "app setting %s is set twice", p.Key)
+		infra.settings[p.Key] = p.Value
 	}
-	require.NotEmpty(t, infra.settings, "no app settings found in %s", arg.text())
+	require.NotEmpty(t, infra.settings, "no app settings found in %s", arg.Text())
 	return infra
 }
 
-func parseFile(t *testing.T, name string) *bicepFile {
+func parseFile(t *testing.T, name string) *bicep.File {
 	t.Helper()
 	src, err := os.ReadFile(name)
 	require.NoError(t, err)
-	f, err := parseBicep(string(src))
+	f, err := bicep.Parse(string(src))
 	require.NoError(t, err, "parse infra/%s", name)
 	return f
 }
 
 // resolveMain gives the value of a var or param of main.bicep, preferring the
 // value main.bicepparam sets.
-func (in infraFiles) resolveMain(name string) (expr, bool) {
-	if d, ok := in.main.find("var", name); ok {
-		return d.value, true
+func (in infraFiles) resolveMain(name string) (bicep.Expr, bool) {
+	if d, ok := in.main.Find("var", name); ok {
+		return d.Value, true
 	}
-	if _, ok := in.main.find("param", name); !ok {
+	if _, ok := in.main.Find("param", name); !ok {
 		return nil, false
 	}
-	if d, ok := in.params.find("param", name); ok {
-		return d.value, true
+	if d, ok := in.params.Find("param", name); ok {
+		return d.Value, true
 	}
-	d, _ := in.main.find("param", name)
-	return d.value, d.value != nil
+	d, _ := in.main.Find("param", name)
+	return d.Value, d.Value != nil
 }
 
 func (in infraFiles) module(t *testing.T, path string) bicepModule {
@@ -466,25 +468,25 @@ func (in infraFiles) module(t *testing.T, path string) bicepModule {
 }
 
 // moduleParam returns the expression main.bicep passes as a module parameter.
-func (in infraFiles) moduleParam(t *testing.T, path, param string) (expr, bool) {
+func (in infraFiles) moduleParam(t *testing.T, path, param string) (bicep.Expr, bool) {
 	t.Helper()
-	for _, m := range in.main.all("module") {
-		if m.typ != path {
+	for _, m := range in.main.All("module") {
+		if m.Type != path {
 			continue
 		}
-		body, ok := m.value.body()
-		require.True(t, ok, "module %s has no body", m.name)
-		return body.path("params", param)
+		body, ok := m.Value.Body()
+		require.True(t, ok, "module %s has no body", m.Name)
+		return body.Path("params", param)
 	}
 	t.Fatalf("main.bicep does not use %s", path)
 	return nil, false
 }
 
-func (m bicepModule) resourceOfType(t *testing.T, typePrefix string) decl {
+func (m bicepModule) resourceOfType(t *testing.T, typePrefix string) bicep.Decl {
 	t.Helper()
-	var found []decl
-	for _, d := range m.file.all("resource") {
-		if strings.HasPrefix(d.typ, typePrefix) {
+	var found []bicep.Decl
+	for _, d := range m.file.All("resource") {
+		if strings.HasPrefix(d.Type, typePrefix) {
 			found = append(found, d)
 		}
 	}

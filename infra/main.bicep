@@ -48,7 +48,7 @@ param localDevConsumerGroup string = 'localdev'
 ])
 param iotHubServiceAuth string = 'identity'
 
-@description('Role of the app identity on the hub: custom (direct methods + twin read only) or the built-in IoT Hub Data Contributor.')
+@description('Role of the app identity on the hub: custom (direct methods + twin read only; infra/iothub-role.bicep must have created it, which infra/deploy.sh does) or the built-in IoT Hub Data Contributor (the whole data plane; no custom role needed).')
 @allowed([
   'custom'
   'IoTHubDataContributor'
@@ -64,6 +64,7 @@ param functionRuntimeName string = 'custom'
 @description('Flex Consumption stack version for functionRuntimeName.')
 param functionRuntimeVersion string = '1.0'
 
+@description('Flex Consumption instance memory, in MB.')
 @allowed([
   512
   2048
@@ -71,7 +72,8 @@ param functionRuntimeVersion string = '1.0'
 ])
 param instanceMemoryMB int = 2048
 
-@minValue(1)
+@description('Flex Consumption scale-out limit: 40 (the platform minimum) to 1000.')
+@minValue(40)
 @maxValue(1000)
 param maximumInstanceCount int = 100
 

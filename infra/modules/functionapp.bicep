@@ -33,7 +33,8 @@ param runtimeVersion string = '1.0'
 ])
 param instanceMemoryMB int = 2048
 
-@minValue(1)
+// Flex Consumption accepts 40 to 1000 (docs/deploy.md, "Sources").
+@minValue(40)
 @maxValue(1000)
 param maximumInstanceCount int = 100
 

@@ -14,20 +14,28 @@ param keyVaultName string
 
 param appInsightsName string
 
-@description('custom: a role with only directMethods/invoke/action and twins/read on the hub. IoTHubDataContributor: the built-in role (full data plane).')
+@description('custom: the IoT Hub reboot invoker role of infra/iothub-role.bicep (direct methods and twin read only), which must exist already. IoTHubDataContributor: the built-in role (the whole data plane).')
 @allowed([
   'custom'
   'IoTHubDataContributor'
 ])
 param iotHubDataRole string = 'custom'
 
-// Built-in role definition ids (Azure built-in roles reference).
+// Built-in role definition ids, from Azure's built-in roles reference (see
+// docs/deploy.md, "Sources"); infra/drift_test.go checks each id against its
+// name.
 var roleIds = {
   iotHubDataContributor: '4fc6c259-987e-4a07-842e-c321cc9d413f'
   storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
+  storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
   keyVaultSecretsUser: '4633458b-17de-408a-b874-0445c86b69e6'
   monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
 }
+
+// The custom role is created apart, by infra/iothub-role.bicep, under this
+// same name: writing a role definition here would make every deployment
+// need Microsoft.Authorization/roleDefinitions/write.
+var rebootInvokerRoleName = guid(resourceGroup().id, 'iothub-reboot-invoker')
 
 resource hub 'Microsoft.Devices/IotHubs@2023-06-30' existing = {
   name: iotHubName
@@ -45,32 +53,7 @@ resource appInsights 'Microsoft.Insights/components@2020-02-02' existing = {
   name: appInsightsName
 }
 
-// What the reboot invoker does on the hub: invoke the reboot method; read twins
-// (GET /twins/{id} and POST /devices/query both need twins/read).
-resource rebootInvokerRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = if (iotHubDataRole == 'custom') {
-  name: guid(resourceGroup().id, 'iothub-reboot-invoker')
-  properties: {
-    roleName: 'IoT Hub reboot invoker (${uniqueString(resourceGroup().id)})'
-    description: 'Invoke direct methods and read twins on IoT hubs in this resource group.'
-    type: 'CustomRole'
-    assignableScopes: [
-      resourceGroup().id
-    ]
-    permissions: [
-      {
-        actions: []
-        notActions: []
-        dataActions: [
-          'Microsoft.Devices/IotHubs/directMethods/invoke/action'
-          'Microsoft.Devices/IotHubs/twins/read'
-        ]
-        notDataActions: []
-      }
-    ]
-  }
-}
-
-var iotHubRoleDefinitionId = iotHubDataRole == 'custom' ? rebootInvokerRole.id : subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.iotHubDataContributor)
+var iotHubRoleDefinitionId = subscriptionResourceId('Microsoft.Authorization/roleDefinitions', iotHubDataRole == 'custom' ? rebootInvokerRoleName : roleIds.iotHubDataContributor)
 
 resource iotHubAccess 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   scope: hub
@@ -82,15 +65,29 @@ resource iotHubAccess 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   }
 }
 
-// Identity-based AzureWebJobsStorage (host locks, keys, Event Hubs checkpoints)
-// and the Flex deployment container: blob only, no queues or tables needed.
-resource storageAccess 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+// Identity-based AzureWebJobsStorage: host locks and keys, Event Hubs
+// checkpoints and the Flex deployment container are blobs (Storage Blob Data
+// Owner); the host's diagnostic events are tables (Storage Table Data
+// Contributor). No queue role: only the blob trigger and Durable Functions
+// use queues here, and the app has neither. infra/drift_test.go derives this
+// set from functions/*/function.json.
+resource storageBlobAccess 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   scope: storage
   name: guid(storage.id, principalId, roleIds.storageBlobDataOwner)
   properties: {
     principalId: principalId
     principalType: 'ServicePrincipal'
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.storageBlobDataOwner)
+  }
+}
+
+resource storageTableAccess 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  scope: storage
+  name: guid(storage.id, principalId, roleIds.storageTableDataContributor)
+  properties: {
+    principalId: principalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.storageTableDataContributor)
   }
 }
 

@@ -1,0 +1,39 @@
+// The custom role the function app's identity gets on the IoT hub: invoke
+// direct methods and read twins, nothing else. Deployed once per resource
+// group, apart from main.bicep, because writing a role definition needs
+// Microsoft.Authorization/roleDefinitions/write (Owner or User Access
+// Administrator), while the routine deployment needs only Contributor plus
+// Role Based Access Control Administrator. infra/deploy.sh deploys it when
+// it is missing; see docs/deploy.md ("Permissions").
+targetScope = 'resourceGroup'
+
+// The same name modules/roles.bicep assigns; infra/drift_test.go keeps the
+// two in step.
+var roleDefinitionName = guid(resourceGroup().id, 'iothub-reboot-invoker')
+
+// What the reboot invoker does on the hub: invoke the reboot method; read
+// twins (GET /twins/{id} and POST /devices/query both need twins/read).
+resource rebootInvoker 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
+  name: roleDefinitionName
+  properties: {
+    roleName: 'IoT Hub reboot invoker (${uniqueString(resourceGroup().id)})'
+    description: 'Invoke direct methods and read twins on IoT hubs in this resource group.'
+    type: 'CustomRole'
+    assignableScopes: [
+      resourceGroup().id
+    ]
+    permissions: [
+      {
+        actions: []
+        notActions: []
+        dataActions: [
+          'Microsoft.Devices/IotHubs/directMethods/invoke/action'
+          'Microsoft.Devices/IotHubs/twins/read'
+        ]
+        notDataActions: []
+      }
+    ]
+  }
+}
+
+output roleDefinitionId string = rebootInvoker.id
