@@ -45,7 +45,7 @@ type rebootResponse struct {
 func handleRebootDevice(d Deps) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		deviceID := r.PathValue("deviceId")
-		if err := iothub.ValidateDeviceID(deviceID); err != nil {
+		if err := validateDeviceID(deviceID); err != nil {
 			writeProblem(w, r, badRequest(codeInvalidDeviceID, "Invalid device id: "+err.Error()+"."))
 			return
 		}
