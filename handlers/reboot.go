@@ -72,18 +72,23 @@ func handleRebootDevice(d Deps) http.Handler {
 		}
 		if err != nil {
 			if r.Context().Err() != nil {
-				return // the caller went away; nobody reads an answer
+				// Nobody reads an answer, but the call reached the hub and
+				// maybe the device: say so, or the log shows nothing but a
+				// request without a status.
+				d.Logger.LogAttrs(r.Context(), slog.LevelWarn, "reboot outcome unknown: the caller disconnected during the reboot call; the device may already be rebooting",
+					append(attrs, hubErrorAttrs(err)...)...)
+				return
 			}
 			d.Logger.LogAttrs(r.Context(), slog.LevelWarn, "reboot method failed", append(attrs, hubErrorAttrs(err)...)...)
-			writeProblem(w, r, hubProblem(r.Context(), err, deviceID))
+			writeProblem(w, r, hubProblem(r.Context(), err, callReboot, deviceID))
 			return
 		}
 		if resp.Status < 200 || resp.Status > 299 {
 			d.Logger.LogAttrs(r.Context(), slog.LevelWarn, "device refused reboot",
 				append(attrs, slog.Int("deviceStatus", resp.Status))...)
 			writeProblem(w, r, problem{
-				Status: http.StatusBadGateway, ErrorCode: codeDeviceError, Title: "The device refused the reboot.",
-				Detail: fmt.Sprintf("Device %q answered the reboot method with status %d.", deviceID, resp.Status),
+				Status: http.StatusBadGateway, ErrorCode: codeDeviceError,
+				Detail: fmt.Sprintf("Device %q refused the reboot: it answered the reboot method with status %d.", deviceID, resp.Status),
 				Extra:  map[string]any{"deviceId": deviceID, "requestId": requestID, "deviceStatus": resp.Status, "devicePayload": resp.Payload},
 			})
 			return

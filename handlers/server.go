@@ -64,10 +64,19 @@ func logRequests(logger *slog.Logger, next http.Handler) http.Handler {
 		if r.Pattern == readinessPattern {
 			return
 		}
+		outcome := slog.Int("status", rec.Status())
+		switch {
+		case !rec.Written() && r.Context().Err() != nil:
+			// The handler gave up without answering: the caller went
+			// away. Its own line says what that means for the device.
+			outcome = slog.String("outcome", "callerDisconnected")
+		case !rec.Written():
+			outcome = slog.Int("status", http.StatusOK) // what net/http sends
+		}
 		logger.LogAttrs(r.Context(), slog.LevelInfo, "request",
 			slog.String("method", r.Method),
 			slog.String("route", r.Pattern),
-			slog.Int("status", rec.Status()),
+			outcome,
 			slog.Duration("duration", time.Since(start)),
 			slog.String("invocationId", r.Header.Get(headerInvocationID)))
 	})

@@ -49,7 +49,7 @@ func handleRebootStatus(d Deps) http.Handler {
 			}
 			d.Logger.LogAttrs(r.Context(), slog.LevelWarn, "reading twin failed",
 				append([]slog.Attr{slog.String("deviceId", deviceID)}, hubErrorAttrs(err)...)...)
-			writeProblem(w, r, hubProblem(r.Context(), err, deviceID))
+			writeProblem(w, r, hubProblem(r.Context(), err, callReadTwin, deviceID))
 			return
 		}
 
