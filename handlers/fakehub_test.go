@@ -21,6 +21,8 @@ type fakeHub struct {
 	status int
 	header map[string]string
 	body   string
+	// answer, when set, picks the status and body per request instead.
+	answer func(method, path string) (int, string)
 
 	mu       sync.Mutex
 	requests []recordedRequest
@@ -41,8 +43,12 @@ func newFakeHubApp(t *testing.T, hub *fakeHub) *testApp {
 		for k, v := range hub.header {
 			w.Header().Set(k, v)
 		}
-		w.WriteHeader(hub.status)
-		io.WriteString(w, hub.body)
+		status, answer := hub.status, hub.body
+		if hub.answer != nil {
+			status, answer = hub.answer(r.Method, r.URL.Path)
+		}
+		w.WriteHeader(status)
+		io.WriteString(w, answer)
 	}))
 	t.Cleanup(srv.Close)
 	return newTestApp(t, nil, appOptions{

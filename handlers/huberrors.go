@@ -25,6 +25,7 @@ const (
 	callReboot   hubCall = iota // the reboot direct method
 	callReadTwin                // a twin read (RebootStatus, Idempotency-Key checks)
 	callQuery                   // a twin query (RebootReport)
+	callClaim                   // the twin tag update recording an Idempotency-Key request
 )
 
 func (c hubCall) String() string {
@@ -33,6 +34,8 @@ func (c hubCall) String() string {
 		return "the reboot method call"
 	case callReadTwin:
 		return "the twin read"
+	case callClaim:
+		return "the twin update recording the request"
 	default:
 		return "the twin query"
 	}
@@ -72,7 +75,11 @@ func hubProblem(ctx context.Context, err error, call hubCall, deviceID string) p
 			Detail:     fmt.Sprintf("The IoT Hub refused %s because its quota for the operation is exhausted. Retry after the indicated delay.", call),
 			RetryAfter: retryAfterSeconds(respErr.RawResponse), Extra: extra}
 	}
-	p := internalError(fmt.Sprintf("The IoT Hub failed %s with HTTP %d %s.", call, respErr.StatusCode, respErr.ErrorCode))
+	detail := fmt.Sprintf("The IoT Hub failed %s with HTTP %d %s.", call, respErr.StatusCode, respErr.ErrorCode)
+	if call == callClaim && (respErr.StatusCode == http.StatusUnauthorized || respErr.StatusCode == http.StatusForbidden) {
+		detail += " An Idempotency-Key request records itself in the twin's tags: the app's identity needs twin write access (the twins/write data action, or a policy with ServiceConnect). Nothing was sent to the device."
+	}
+	p := internalError(detail)
 	p.Extra = extra
 	return p
 }
