@@ -81,6 +81,12 @@ func TestDecodeEventHubBatchVariants(t *testing.T) {
 			wantBodies:   []string{`1`, `2`},
 			wantWarnings: []string{"Metadata.PropertiesArray is not a JSON array", "Metadata.SequenceNumberArray has 1 entries for 2 events"},
 		},
+		{
+			name:         "metadata not an object: the events are still read",
+			body:         `{"DAtA":{"events":["\b\b",{"":0},null]},"MetAdAtA":0}`,
+			wantBodies:   []string{"\b\b", `{"":0}`, ``},
+			wantWarnings: []string{"Metadata is not a JSON object"},
+		},
 		{name: "not JSON", body: `<html>`, wantErr: true},
 		{name: "no Data", body: `{"Metadata":{}}`, wantErr: true},
 		{name: "events not an array", body: `{"Data":{"events":"{}"}}`, wantErr: true},
