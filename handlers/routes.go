@@ -30,7 +30,7 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 	mux.Handle("POST /RebootReport", fromEnvelope(d, report))
 	mux.Handle("POST /OpenAPI", fromEnvelope(d, openapi))
 
-	mux.Handle("POST /TwinChangeProcessor", handleTwinChangeProcessor(d))
+	mux.Handle("POST /TwinChangeProcessor", newTwinProcessor(d))
 
 	mux.Handle("/", handleNotFound())
 }

@@ -37,9 +37,10 @@ func Run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writ
 	}
 	srv := &http.Server{
 		Handler: NewServer(Deps{
-			Hub:            hub,
-			Logger:         logger,
-			StatusDeadline: cfg.StatusDeadline,
+			Hub:                  hub,
+			Logger:               logger,
+			StatusDeadline:       cfg.StatusDeadline,
+			MaxConcurrentBatches: cfg.MaxConcurrentBatches,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),

@@ -27,6 +27,16 @@ type Deps struct {
 	NewRequestID func() string
 	// StatusDeadline: see Config.StatusDeadline. Default 10 minutes.
 	StatusDeadline time.Duration
+	// MaxConcurrentBatches: see Config.MaxConcurrentBatches. Default
+	// DefaultMaxConcurrentBatches.
+	MaxConcurrentBatches int
+	// RebootMemory is how many devices' reboot state TwinChangeProcessor
+	// remembers to log each reboot once. Default DefaultRebootMemory.
+	RebootMemory int
+
+	// decodeBatch reads TwinChangeProcessor invocations (tests swap in
+	// other JSON decoders for benchmarks). Default scanBatch.
+	decodeBatch batchDecoder
 }
 
 func (d Deps) withDefaults() Deps {
@@ -41,6 +51,15 @@ func (d Deps) withDefaults() Deps {
 	}
 	if d.StatusDeadline <= 0 {
 		d.StatusDeadline = DefaultStatusDeadline
+	}
+	if d.MaxConcurrentBatches <= 0 {
+		d.MaxConcurrentBatches = DefaultMaxConcurrentBatches
+	}
+	if d.RebootMemory <= 0 {
+		d.RebootMemory = DefaultRebootMemory
+	}
+	if d.decodeBatch == nil {
+		d.decodeBatch = scanBatch
 	}
 	return d
 }
