@@ -1,9 +1,17 @@
 package handlers
 
 import (
+	"context"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 )
+
+// RunOn is Run serving on ln, a listener the test bound.
+func RunOn(ctx context.Context, ln net.Listener, getenv func(string) string, stdout, stderr io.Writer) error {
+	return run(ctx, ln, getenv, stdout, stderr)
+}
 
 // DecoderNames are the TwinChangeProcessor decoders the benchmark
 // compares: the processor's own and the same decoding with JSON libraries.
