@@ -2,6 +2,10 @@ package handlers
 
 import (
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -35,4 +39,34 @@ func TestClaimPatchPrunes(t *testing.T) {
 	}}, patch)
 
 	require.Equal(t, map[string]any{claimTag: map[string]any{"new": "2025-01-31T08:00:00.000Z"}}, claimPatch(nil, "new", now))
+}
+
+// FuzzParseIdempotencyKey: any header value is accepted as a key that
+// keeps to the documented alphabet, or refused with a problem; never a
+// panic, never an empty key.
+func FuzzParseIdempotencyKey(f *testing.F) {
+	for _, seed := range []string{"run-1", `"08585112233445566778899001122CU00"`, `""`, " padded ", `"a`, "a\"b", "\x00", strings.Repeat("k", 256)} {
+		f.Add(seed)
+	}
+	uuid := regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
+	f.Fuzz(func(t *testing.T, value string) {
+		r := httptest.NewRequest(http.MethodPost, "/", nil)
+		r.Header.Set(headerIdempotencyKey, value)
+		key, ok, p := parseIdempotencyKey(r)
+		if !ok {
+			t.Fatal("a header was sent")
+		}
+		if p != nil {
+			if p.Status != http.StatusBadRequest || p.ErrorCode != codeInvalidArgument {
+				t.Fatalf("problem %+v", p)
+			}
+			return
+		}
+		if key == "" || len(key) > maxIdempotencyKeyLength || strings.ContainsFunc(key, func(c rune) bool { return c < ' ' || c > '~' || c == '"' || c == '\\' }) {
+			t.Fatalf("accepted key %q", key)
+		}
+		if id := requestIDForKey("dev-1", key); !uuid.MatchString(id) || validateRequestID(id) != nil {
+			t.Fatalf("request id %q", id)
+		}
+	})
 }
