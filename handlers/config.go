@@ -16,7 +16,6 @@ const (
 	envEndpoint         = "IOTHUB_ENDPOINT"
 	envCAFile           = "IOTHUB_CA_FILE"
 	envStatusDeadline   = "REBOOT_STATUS_DEADLINE"
-	envMaxBatches       = "TWINCHANGE_MAX_CONCURRENT_BATCHES"
 	// Set by the Functions host; the legacy name is still set alongside.
 	envPort       = "FUNCTIONS_CUSTOMHANDLER_PORT"
 	envLegacyPort = "FUNCTIONS_HTTPWORKER_PORT"
@@ -24,11 +23,6 @@ const (
 	// available to the app.
 	envIdentityEndpoint = "IDENTITY_ENDPOINT"
 )
-
-// maxConcurrentBatchesLimit bounds TWINCHANGE_MAX_CONCURRENT_BATCHES: the
-// host runs one invocation per partition at a time, and IoT Hub has at
-// most 128 partitions.
-const maxConcurrentBatchesLimit = 128
 
 // DefaultStatusDeadline is how long RebootStatus waits for the twin to show
 // a reboot before reporting it timed out.
@@ -51,9 +45,6 @@ type Config struct {
 	// StatusDeadline bounds how long a reboot may take before RebootStatus
 	// reports it timed out.
 	StatusDeadline time.Duration
-	// MaxConcurrentBatches caps the TwinChangeProcessor invocations
-	// processed at once (each costs about its size in memory); more wait.
-	MaxConcurrentBatches int
 	// Port is the loopback port the host expects the handler on.
 	Port string
 	// ManagedIdentityAvailable is true when the platform offers a managed
@@ -72,7 +63,6 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		CAFile:                   strings.TrimSpace(getenv(envCAFile)),
 		Port:                     strings.TrimSpace(getenv(envPort)),
 		StatusDeadline:           DefaultStatusDeadline,
-		MaxConcurrentBatches:     DefaultMaxConcurrentBatches,
 		ManagedIdentityAvailable: getenv(envIdentityEndpoint) != "",
 	}
 	var errs []error
@@ -93,14 +83,6 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 			errs = append(errs, fmt.Errorf("%s must be a positive Go duration such as 10m or 1h30m", envStatusDeadline))
 		} else {
 			c.StatusDeadline = d
-		}
-	}
-	if s := strings.TrimSpace(getenv(envMaxBatches)); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > maxConcurrentBatchesLimit {
-			errs = append(errs, fmt.Errorf("%s must be a whole number within 1..%d", envMaxBatches, maxConcurrentBatchesLimit))
-		} else {
-			c.MaxConcurrentBatches = n
 		}
 	}
 	if err := errors.Join(errs...); err != nil {

@@ -18,20 +18,20 @@ func TestLoadConfig(t *testing.T) {
 		{
 			name: "connection string",
 			env:  map[string]string{envConnectionString: cs, envPort: "7072"},
-			want: Config{ConnectionString: cs, Port: "7072", StatusDeadline: DefaultStatusDeadline, MaxConcurrentBatches: DefaultMaxConcurrentBatches},
+			want: Config{ConnectionString: cs, Port: "7072", StatusDeadline: DefaultStatusDeadline},
 		},
 		{
 			name: "host name with a user-assigned identity in Azure",
 			env: map[string]string{envHostname: "hub.azure-devices.net", envClientID: "1234", envPort: "7072",
-				envIdentityEndpoint: "http://localhost:8081/msi/token", envStatusDeadline: "1h30m", envMaxBatches: "8"},
+				envIdentityEndpoint: "http://localhost:8081/msi/token", envStatusDeadline: "1h30m"},
 			want: Config{Hostname: "hub.azure-devices.net", ClientID: "1234", Port: "7072",
-				StatusDeadline: 90 * time.Minute, MaxConcurrentBatches: 8, ManagedIdentityAvailable: true},
+				StatusDeadline: 90 * time.Minute, ManagedIdentityAvailable: true},
 		},
 		{
 			name: "local hub overrides and the legacy port variable",
 			env: map[string]string{envConnectionString: cs, envLegacyPort: "9000",
 				envEndpoint: "https://127.0.0.1:8443", envCAFile: "/tmp/ca.pem"},
-			want: Config{ConnectionString: cs, Port: "9000", Endpoint: "https://127.0.0.1:8443", CAFile: "/tmp/ca.pem", StatusDeadline: DefaultStatusDeadline, MaxConcurrentBatches: DefaultMaxConcurrentBatches},
+			want: Config{ConnectionString: cs, Port: "9000", Endpoint: "https://127.0.0.1:8443", CAFile: "/tmp/ca.pem", StatusDeadline: DefaultStatusDeadline},
 		},
 		{
 			name:    "nothing configured",
@@ -40,8 +40,8 @@ func TestLoadConfig(t *testing.T) {
 		},
 		{
 			name:    "bad port and deadline",
-			env:     map[string]string{envHostname: "h", envPort: "http", envStatusDeadline: "10", envMaxBatches: "0"},
-			wantErr: []string{"FUNCTIONS_CUSTOMHANDLER_PORT is not a port number", "REBOOT_STATUS_DEADLINE must be a positive Go duration", "TWINCHANGE_MAX_CONCURRENT_BATCHES must be a whole number within 1..128"},
+			env:     map[string]string{envHostname: "h", envPort: "http", envStatusDeadline: "10"},
+			wantErr: []string{"FUNCTIONS_CUSTOMHANDLER_PORT is not a port number", "REBOOT_STATUS_DEADLINE must be a positive Go duration"},
 		},
 	}
 	for _, tt := range tests {

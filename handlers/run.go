@@ -43,10 +43,9 @@ func run(ctx context.Context, ln net.Listener, getenv func(string) string, stdou
 	}
 	srv := &http.Server{
 		Handler: NewServer(Deps{
-			Hub:                  hub,
-			Logger:               logger,
-			StatusDeadline:       cfg.StatusDeadline,
-			MaxConcurrentBatches: cfg.MaxConcurrentBatches,
+			Hub:            hub,
+			Logger:         logger,
+			StatusDeadline: cfg.StatusDeadline,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),

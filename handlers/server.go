@@ -27,8 +27,9 @@ type Deps struct {
 	NewRequestID func() string
 	// StatusDeadline: see Config.StatusDeadline. Default 10 minutes.
 	StatusDeadline time.Duration
-	// MaxConcurrentBatches: see Config.MaxConcurrentBatches. Default
-	// DefaultMaxConcurrentBatches.
+	// MaxConcurrentBatches caps the TwinChangeProcessor invocations
+	// processed at once (each costs about its body's size in memory); more
+	// wait. Default DefaultMaxConcurrentBatches.
 	MaxConcurrentBatches int
 	// RebootMemory is how many devices' reboot state TwinChangeProcessor
 	// remembers to log each reboot once. Default DefaultRebootMemory.

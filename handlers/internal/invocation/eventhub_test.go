@@ -151,7 +151,7 @@ func TestDecodeEventHubBatchAllocatesNoCopies(t *testing.T) {
 	sys := make([]map[string]any, n)
 	for i := range bodies {
 		b, _ := json.Marshal(map[string]any{"version": i, "properties": map[string]any{"reported": map[string]any{
-			"iothubDM": map[string]any{"reboot": map[string]any{"lastReboot": "2025-01-31T08:00:00.000Z", "status": "running", "requestId": "6f1c0a52-3f0e-4a57-9a39-2b1f1f0b8c11"}},
+			"iothubDM":  map[string]any{"reboot": map[string]any{"lastReboot": "2025-01-31T08:00:00.000Z", "status": "running", "requestId": "6f1c0a52-3f0e-4a57-9a39-2b1f1f0b8c11"}},
 			"$metadata": map[string]any{"$lastUpdated": "2025-01-31T08:00:05.1234567Z"}, "$version": i}}})
 		bodies[i] = string(b)
 		sys[i] = map[string]any{"iothub-connection-device-id": "device-0001", "iothub-message-source": "twinChangeEvents", "x-opt-sequence-number": i}
