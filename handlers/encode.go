@@ -18,6 +18,10 @@ func writeJSONSized(w http.ResponseWriter, status int, v any, sizeHint int) {
 	writeJSONAsSized(w, status, "application/json; charset=utf-8", v, sizeHint)
 }
 
+// encodeFailure is the problem written when a response cannot be encoded
+// (a bug): still the problem+json the API promises, never plain text.
+const encodeFailure = `{"type":"about:blank","title":"Internal Server Error","status":500,"detail":"The response could not be encoded.","errorCode":"InternalError"}` + "\n"
+
 // writeJSONAs encodes v before writing anything, so an encoding failure
 // (a bug) still yields a well-formed 500 instead of a half-written body.
 func writeJSONAs(w http.ResponseWriter, status int, contentType string, v any) {
@@ -30,8 +34,9 @@ func writeJSONAsSized(w http.ResponseWriter, status int, contentType string, v a
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(v); err != nil {
-		http.Error(w, `{"errorCode":"InternalError"}`, http.StatusInternalServerError)
-		return
+		status, contentType = http.StatusInternalServerError, problemContentType
+		buf.Reset()
+		buf.WriteString(encodeFailure)
 	}
 	h := w.Header()
 	h.Set("Content-Type", contentType)

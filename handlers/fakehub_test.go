@@ -21,6 +21,8 @@ type fakeHub struct {
 	status int
 	header map[string]string
 	body   string
+	// answer, when set, picks the status and body per request instead.
+	answer func(method, path string) (int, string)
 
 	mu       sync.Mutex
 	requests []recordedRequest
@@ -41,8 +43,12 @@ func newFakeHubApp(t *testing.T, hub *fakeHub) *testApp {
 		for k, v := range hub.header {
 			w.Header().Set(k, v)
 		}
-		w.WriteHeader(hub.status)
-		io.WriteString(w, hub.body)
+		status, answer := hub.status, hub.body
+		if hub.answer != nil {
+			status, answer = hub.answer(r.Method, r.URL.Path)
+		}
+		w.WriteHeader(status)
+		io.WriteString(w, answer)
 	}))
 	t.Cleanup(srv.Close)
 	return newTestApp(t, nil, appOptions{
@@ -111,4 +117,40 @@ func TestUnexpectedHubAnswersMapTo500(t *testing.T) {
 	got := requireProblem(t, resp, body, http.StatusInternalServerError, "InternalError")
 	require.Equal(t, "IotHubUnauthorizedAccess", got["hubErrorCode"])
 	require.Contains(t, got["detail"], "HTTP 403")
+}
+
+// Each route describes a hub failure as the call it made: only the reboot
+// method has an unknown outcome after a timeout; a twin read or a query
+// changed nothing and is simply retried.
+func TestHubErrorsNameTheCallThatFailed(t *testing.T) {
+	tests := []struct {
+		method, path string
+		hubStatus    int
+		hubCode      string
+		wantStatus   int
+		wantCode     string
+		wantDetail   string
+	}{
+		{http.MethodPost, "/api/devices/dev-1/reboot", 504, "GatewayTimeout", 504, "DeviceTimeout", "did not answer the reboot method in time. The outcome is unknown"},
+		{http.MethodGet, "/api/reboots/dev-1/r1?requestedAt=2025-01-31T08:00:00Z", 504, "GatewayTimeout", 504, "HubTimeout", "did not complete the twin read in time. Nothing was changed"},
+		{http.MethodGet, "/api/reboots", 504, "GatewayTimeout", 504, "HubTimeout", "did not complete the twin query in time"},
+		{http.MethodPost, "/api/devices/dev-1/reboot", 429, "ThrottlingException", 429, "Throttled", "refused the reboot method call because its quota"},
+		{http.MethodGet, "/api/reboots/dev-1/r1?requestedAt=2025-01-31T08:00:00Z", 429, "ThrottlingException", 429, "Throttled", "refused the twin read because its quota"},
+		{http.MethodGet, "/api/reboots", 429, "ThrottlingException", 429, "Throttled", "refused the twin query because its quota"},
+		{http.MethodGet, "/api/reboots/dev-1/r1?requestedAt=2025-01-31T08:00:00Z", 403, "IotHubUnauthorizedAccess", 500, "InternalError", "failed the twin read with HTTP 403"},
+		{http.MethodGet, "/api/reboots", 403, "IotHubUnauthorizedAccess", 500, "InternalError", "failed the twin query with HTTP 403"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.path+" "+tt.hubCode, func(t *testing.T) {
+			hub := &fakeHub{status: tt.hubStatus, header: map[string]string{"iothub-errorcode": tt.hubCode, "Retry-After": "1"},
+				body: `{"Message":"ErrorCode:` + tt.hubCode + `;x","ExceptionMessage":""}`}
+			app := newFakeHubApp(t, hub)
+			resp, body := app.do(t, tt.method, tt.path, "", nil)
+			got := requireProblem(t, resp, body, tt.wantStatus, tt.wantCode)
+			require.Contains(t, got["detail"], tt.wantDetail)
+			if tt.method == http.MethodGet {
+				require.NotContains(t, got["detail"], "reboot method")
+			}
+		})
+	}
 }

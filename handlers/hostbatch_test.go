@@ -35,6 +35,18 @@ type hostEvent struct {
 // in the arrays are UTC without a zone designator.
 func hostBatch(t testing.TB, partition int, events []hostEvent) []byte {
 	t.Helper()
+	return renderHostBatch(t, partition, events, false)
+}
+
+// hostBatchBinary is hostBatch for dataType "binary": the host sends each
+// body as base64 of its bytes (byte[][] serialized by Newtonsoft).
+func hostBatchBinary(t testing.TB, partition int, events []hostEvent) []byte {
+	t.Helper()
+	return renderHostBatch(t, partition, events, true)
+}
+
+func renderHostBatch(t testing.TB, partition int, events []hostEvent, binary bool) []byte {
+	t.Helper()
 	n := len(events)
 	bodies := make([]string, n)
 	sys := make([]map[string]any, n)
@@ -45,6 +57,9 @@ func hostBatch(t testing.TB, partition int, events []hostEvent) []byte {
 	keys := make([]*string, n)
 	for i, e := range events {
 		bodies[i] = string(e.Body)
+		if binary {
+			bodies[i] = base64.StdEncoding.EncodeToString(e.Body)
+		}
 		enqueued := e.EnqueuedTime.UTC()
 		times[i] = enqueued.Format("2006-01-02T15:04:05.9999999")
 		seqs[i] = e.SequenceNumber
@@ -95,12 +110,28 @@ func hostBatch(t testing.TB, partition int, events []hostEvent) []byte {
 
 // hubBatches reads every event the local hub recorded on its built-in
 // endpoint and renders each partition's events as one host batch, the way
-// the Event Hubs trigger would deliver them. The hub's AMQP properties and
-// annotations become SystemProperties entries under their AMQP names, as
-// the Event Hubs extension exposes them.
+// the Event Hubs trigger would deliver them.
 func hubBatches(t testing.TB, hub *localhub.Hub) [][]byte {
 	t.Helper()
-	log := hub.Events()
+	return newHubFeed(hub).batches(t)
+}
+
+// hubFeed reads the hub's built-in endpoint as the Event Hubs trigger
+// does: each call to batches returns the events recorded since the last,
+// one host batch per partition that has any.
+type hubFeed struct {
+	hub  *localhub.Hub
+	next map[int]int64 // per partition, the next sequence number to read
+}
+
+func newHubFeed(hub *localhub.Hub) *hubFeed { return &hubFeed{hub: hub, next: map[int]int64{}} }
+
+// batches renders new events as host batches. The hub's AMQP properties
+// and annotations become SystemProperties entries under their AMQP names,
+// as the Event Hubs extension exposes them.
+func (f *hubFeed) batches(t testing.TB) [][]byte {
+	t.Helper()
+	log := f.hub.Events()
 	var batches [][]byte
 	for p := range log.PartitionCount() {
 		info, err := log.Info(p)
@@ -108,8 +139,19 @@ func hubBatches(t testing.TB, hub *localhub.Hub) [][]byte {
 		if info.Empty || info.LastSequenceNumber < 0 {
 			continue
 		}
-		evs, err := log.Read(t.Context(), p, info.BeginningSequenceNumber, 100_000)
+		from, ok := f.next[p]
+		if !ok {
+			from = info.BeginningSequenceNumber
+		}
+		if from > info.LastSequenceNumber {
+			continue
+		}
+		evs, err := log.Read(t.Context(), p, from, 100_000)
 		require.NoError(t, err)
+		if len(evs) == 0 {
+			continue
+		}
+		f.next[p] = evs[len(evs)-1].SequenceNumber + 1
 		events := make([]hostEvent, len(evs))
 		for i, e := range evs {
 			sys := map[string]any{}

@@ -3,7 +3,6 @@ package handlers
 import (
 	"net/http"
 	"strconv"
-	"strings"
 )
 
 // Error codes in problem responses (errorCode), documented with the API in
@@ -19,21 +18,24 @@ const (
 	codeDeviceError           = "DeviceError"
 	codeDeviceTimeout         = "DeviceTimeout"
 	codeThrottled             = "Throttled"
+	codeHubTimeout            = "HubTimeout"
 	codeInternal              = "InternalError"
 	codeNotFound              = "NotFound"
 	codeMalformedInvocation   = "MalformedInvocation"
-	problemTypeBase           = "https://github.com/iothub-reboot/devmgmt/blob/main/docs/function-app.md#"
+	problemType               = "about:blank"
 	problemContentType        = "application/problem+json"
 	defaultThrottleRetryAfter = 10 // seconds, when the hub names none
 )
 
-// problem is an RFC 9457 problem details document. ErrorCode is the
-// machine-readable code callers branch on; Extra holds code-specific
-// members (deviceStatus, devicePayload, …).
+// problem is an RFC 9457 problem details document of type about:blank
+// (RFC 9457 §4.2.1), so title is the status phrase: a type URI must
+// identify documentation that exists, and this app publishes none per
+// problem. ErrorCode is the machine-readable code callers branch on
+// (docs/function-app.md lists them); Extra holds code-specific members
+// (deviceStatus, devicePayload, …).
 type problem struct {
 	Status    int
 	ErrorCode string
-	Title     string
 	Detail    string
 	Extra     map[string]any
 	// RetryAfter, in seconds, is sent as the Retry-After header when > 0.
@@ -45,8 +47,8 @@ func (p problem) body() map[string]any {
 	for k, v := range p.Extra {
 		m[k] = v
 	}
-	m["type"] = problemTypeBase + strings.ToLower(p.ErrorCode)
-	m["title"] = p.Title
+	m["type"] = problemType
+	m["title"] = http.StatusText(p.Status)
 	m["status"] = p.Status
 	m["detail"] = p.Detail
 	m["errorCode"] = p.ErrorCode
@@ -68,9 +70,9 @@ func writeProblem(w http.ResponseWriter, r *http.Request, p problem) {
 }
 
 func badRequest(code, detail string) problem {
-	return problem{Status: http.StatusBadRequest, ErrorCode: code, Title: "The request is invalid.", Detail: detail}
+	return problem{Status: http.StatusBadRequest, ErrorCode: code, Detail: detail}
 }
 
 func internalError(detail string) problem {
-	return problem{Status: http.StatusInternalServerError, ErrorCode: codeInternal, Title: "The request failed.", Detail: detail}
+	return problem{Status: http.StatusInternalServerError, ErrorCode: codeInternal, Detail: detail}
 }

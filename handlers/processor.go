@@ -2,79 +2,101 @@ package handlers
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/iothub-reboot/devmgmt/handlers/internal/invocation"
-	"github.com/iothub-reboot/devmgmt/handlers/internal/jsonscan"
 )
-
-// processorBinding is TwinChangeProcessor's trigger binding name
-// (functions/TwinChangeProcessor/function.json).
-const processorBinding = "events"
 
 // maxBatchBody bounds an invocation body: far above what host.json's
 // maxEventBatchSize lets the host send, low enough to refuse garbage.
 const maxBatchBody = 256 << 20
 
+// DefaultMaxConcurrentBatches caps the TwinChangeProcessor invocations
+// processed at once. A batch costs about its own size in memory (it is
+// decoded in place), so two of the largest accepted (maxBatchBody) fit an
+// instance of 2 GB with the garbage collector's headroom.
+const DefaultMaxConcurrentBatches = 2
+
 // maxWarningsPerBatch caps detailed warnings so a batch of garbage cannot
 // flood the logs; the summary line still counts every malformed event.
 const maxWarningsPerBatch = 20
 
-// Routed twin-change notifications (iothub-protocols.md §4).
-const (
-	sourceTwinChange = "twinChangeEvents"
-	schemaTwinChange = "twinChangeNotification"
-	opReplaceTwin    = "replaceTwin"
-)
-
-// handleTwinChangeProcessor serves the TwinChangeProcessor invocation. It
-// answers 200 to every body it could read, however malformed: the Event
-// Hubs trigger checkpoints a batch whether or not the function succeeded,
-// so failing cannot save an event, and a malformed event fails the same way
-// on every retry. Problems are logged as warnings instead.
-func handleTwinChangeProcessor(d Deps) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, err := readBody(r, maxBatchBody)
-		if err != nil {
-			if r.Context().Err() != nil {
-				return
-			}
-			// Answering 200 would checkpoint a batch nobody read; a failure
-			// at least triggers the function's retry policy.
-			writeProblem(w, r, internalError("The invocation body could not be read: "+err.Error()))
-			return
-		}
-		// The invocation id is formatted once per batch, not once per line.
-		p := &batchProcessor{ctx: r.Context(), logger: d.Logger.With("invocationId", r.Header.Get(headerInvocationID))}
-		resp := p.process(body)
-		hint := 64
-		for _, l := range resp.Logs {
-			hint += len(l) + 8
-		}
-		writeJSONSized(w, http.StatusOK, resp, hint)
-	})
+// twinProcessor serves TwinChangeProcessor invocations: one per server,
+// holding what outlives a batch (the reboot memory, the concurrency cap).
+type twinProcessor struct {
+	decode batchDecoder
+	logger *slog.Logger
+	memory *rebootMemory
+	// slots holds a token per batch being processed.
+	slots chan struct{}
 }
 
-// batchProcessor handles one batch; its counters feed the summary line.
-type batchProcessor struct {
+func newTwinProcessor(d Deps) *twinProcessor {
+	return &twinProcessor{
+		decode: d.decodeBatch,
+		logger: d.Logger,
+		memory: newRebootMemory(d.RebootMemory),
+		slots:  make(chan struct{}, d.MaxConcurrentBatches),
+	}
+}
+
+// ServeHTTP answers 200 to every body it could read, however malformed:
+// the Event Hubs trigger checkpoints a batch whether or not the function
+// succeeded, so failing cannot save an event, and a malformed event fails
+// the same way on every retry. Problems are logged as warnings instead.
+//
+// A batch waits for a slot before its body is read, so the batches in
+// memory are bounded by the cap whatever the host sends at once (the host
+// runs one invocation per partition at a time; waiting ones hold only a
+// connection).
+func (tp *twinProcessor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	select {
+	case tp.slots <- struct{}{}:
+	case <-r.Context().Done():
+		return
+	}
+	defer func() { <-tp.slots }()
+	body, err := readBody(r, maxBatchBody)
+	if err != nil {
+		if r.Context().Err() != nil {
+			return
+		}
+		// Answering 200 would checkpoint a batch nobody read; a failure
+		// at least triggers the function's retry policy.
+		writeProblem(w, r, internalError("The invocation body could not be read: "+err.Error()))
+		return
+	}
+	// The invocation id is formatted once per batch, not once per line.
+	run := &batchRun{ctx: r.Context(), memory: tp.memory, logger: tp.logger.With("invocationId", r.Header.Get(headerInvocationID))}
+	resp := run.process(tp.decode, body)
+	body = nil // the events point into it; let it go before encoding
+	hint := 64
+	for _, l := range resp.Logs {
+		hint += len(l) + 8
+	}
+	writeJSONSized(w, http.StatusOK, resp, hint)
+}
+
+// batchRun handles one batch; its counters feed the summary line.
+type batchRun struct {
 	ctx    context.Context
+	memory *rebootMemory
 	logger *slog.Logger
 	resp   invocation.Response
 
-	events, twinChanges, reboots, duplicates, ignored, malformed, warnings int
+	events, twinChanges, reboots, stateChanges, repeats, ignored, malformed, warnings int
 }
 
-// process logs one line per distinct lastReboot change in the batch and
-// returns the invocation response carrying the same lines in Logs.
-func (p *batchProcessor) process(body []byte) invocation.Response {
+// process logs one line per new lastReboot of a device and one per other
+// change of its reboot state, and returns the invocation response
+// carrying the same lines in Logs.
+func (p *batchRun) process(decode batchDecoder, body []byte) invocation.Response {
 	p.resp = invocation.NewResponse()
-	batch, err := invocation.DecodeEventHubBatch(body, processorBinding)
+	batch, err := decode(body)
 	if err != nil {
 		p.warn("batch skipped: " + err.Error())
 		p.summary("")
@@ -84,199 +106,90 @@ func (p *batchProcessor) process(body []byte) invocation.Response {
 		p.warn(w)
 	}
 	p.events = len(batch.Events)
-	seen := make(map[string]struct{}, len(batch.Events))
 	for i := range batch.Events {
 		ev := &batch.Events[i]
-		change, err := parseTwinChange(ev)
 		switch {
-		case err != nil:
+		case ev.Err != nil:
 			p.malformed++
-			p.warn(fmt.Sprintf("event skipped (sequenceNumber=%d): %v", ev.SequenceNumber, err))
-			continue
-		case change == nil:
+			p.warn(fmt.Sprintf("event skipped (sequenceNumber=%d): %v", ev.SequenceNumber, ev.Err))
+		case ev.Change == nil:
 			p.ignored++
-			continue
+		default:
+			p.twinChanges++
+			p.apply(ev)
 		}
-		p.twinChanges++
-		if change.LastReboot == "" {
-			continue // a twin change that does not touch lastReboot
-		}
-		key := change.DeviceID + "\x00" + change.LastReboot
-		if _, dup := seen[key]; dup {
-			p.duplicates++
-			continue
-		}
-		seen[key] = struct{}{}
-		p.reboots++
-		p.logReboot(change, ev)
 	}
-	p.summary(partitionID(batch.PartitionContext))
+	p.summary(batch.Partition)
 	return p.resp
 }
 
-// twinChange is what the processor takes from one twin-change notification.
-type twinChange struct {
-	DeviceID string
-	// LastReboot is the reported lastReboot, normalized to RFC 3339 UTC;
-	// empty when the change did not set it.
-	LastReboot string
-	RequestID  string
-	Status     string
-	// Version is the reported properties' $version after the change.
-	Version int64
-}
-
-// parseTwinChange returns nil for events that are not reported-property
-// twin changes (telemetry, lifecycle, connection state, replaceTwin), and
-// an error for a twin change it cannot read. It reads only the members it
-// needs, with jsonscan: this runs for every event of every batch.
-func parseTwinChange(ev *invocation.Event) (*twinChange, error) {
-	var source, sysDevice string
-	hasSource := false
-	if ev.SystemProperties != nil {
-		found := 0
-		err := jsonscan.Members(ev.SystemProperties, func(k, v []byte) bool {
-			switch string(k) {
-			case "iothub-message-source":
-				source, hasSource = jsonscan.String(v)
-				found++
-			case "iothub-connection-device-id":
-				sysDevice, _ = jsonscan.String(v)
-				found++
-			}
-			return found < 2 // the rest (a dozen x-opt-* entries) is not needed
-		})
-		if err != nil {
-			return nil, fmt.Errorf("SystemProperties is not a JSON object")
+// apply logs what a device's twin change means for its reboot:
+//
+//   - "reboot reported" for a lastReboot that differs from the one last
+//     seen for the device (or the first one this instance sees), unless
+//     the device reports its reboot in progress or failed: a device
+//     reporting status rebooting still carries the lastReboot of its
+//     previous boot;
+//   - "reboot state changed" for another change of status or requestId
+//     (rebooting, failed, …): when the device's state is known, or the new
+//     status is in progress or failed;
+//   - nothing when the device repeats what it reported before, as devices
+//     do after reconnecting, nor for an event older than the last one seen
+//     of the device (the host delivering a batch again).
+func (p *batchRun) apply(ev *decodedEvent) {
+	c := ev.Change
+	if c.LastReboot == "" && c.Status == "" {
+		return // a twin change that does not touch the reboot state
+	}
+	notBooted := oneOf(c.Status, inProgressStatuses) || oneOf(c.Status, failedStatuses)
+	var line string
+	prev, _ := p.memory.update(c.DeviceID, func(prev rebootState, known bool) rebootState {
+		if known && prev.seen(ev.SequenceNumber, ev.EnqueuedTimeUTC) {
+			return prev // delivered again: no line
 		}
-	}
-	var schema, opType, propDevice string
-	if ev.Properties != nil {
-		found := 0
-		err := jsonscan.Members(ev.Properties, func(k, v []byte) bool {
-			switch string(k) {
-			case "iothub-message-schema":
-				schema, _ = jsonscan.String(v)
-				found++
-			case "opType":
-				opType, _ = jsonscan.String(v)
-				found++
-			case "deviceId":
-				propDevice, _ = jsonscan.String(v)
-				found++
-			}
-			return found < 3
-		})
-		if err != nil {
-			return nil, fmt.Errorf("Properties is not a JSON object")
+		next := prev
+		next.SequenceNumber, next.Enqueued = ev.SequenceNumber, ev.EnqueuedTimeUTC
+		switch {
+		case c.LastReboot != "" && !notBooted && (!known || c.LastReboot != prev.LastReboot):
+			line = lineReboot
+			next.LastReboot, next.Status, next.RequestID = c.LastReboot, c.Status, c.RequestID
+		case c.Status != "" && (known && (c.Status != prev.Status || c.RequestID != prev.RequestID) || !known && notBooted):
+			line = lineStateChange
+			next.Status, next.RequestID = c.Status, c.RequestID
+		case c.Status != "":
+			next.Status, next.RequestID = c.Status, c.RequestID
 		}
-	}
-	// The source annotation decides when present; the schema property is
-	// the fallback for a routed copy that lost its annotations.
-	isTwinChange := schema == schemaTwinChange
-	if hasSource {
-		isTwinChange = source == sourceTwinChange
-	}
-	if !isTwinChange || opType == opReplaceTwin {
-		return nil, nil
-	}
-	change := &twinChange{DeviceID: firstNonEmpty(sysDevice, propDevice)}
-	if change.DeviceID == "" {
-		return nil, fmt.Errorf("twin change names no device")
-	}
-	if err := readReportedReboot(ev.Body, change); err != nil {
-		return nil, fmt.Errorf("device %s: %w", change.DeviceID, err)
-	}
-	return change, nil
-}
-
-// readReportedReboot fills change from a notification body
-// {"version":N,"properties":{"reported":{"iothubDM":{"reboot":{…}},
-// "$metadata":{…},"$version":M}}}; a body that is itself a JSON string
-// holding the notification is unwrapped first.
-func readReportedReboot(body []byte, change *twinChange) error {
-	body = jsonscan.Trim(body)
-	if len(body) > 0 && body[0] == '"' {
-		inner, err := jsonscan.Unquote(body)
-		if err != nil {
-			return fmt.Errorf("twin change body is not JSON")
+		if next.LastReboot == "" {
+			// The boot a device in progress or failed still runs: its
+			// next, different lastReboot is the new boot.
+			next.LastReboot = c.LastReboot
 		}
-		body = inner
-	}
-	var reported, reboot []byte
-	if err := jsonscan.Members(body, func(k, v []byte) bool {
-		if string(k) == "properties" {
-			reported = member(v, "reported")
-		}
-		return true
-	}); err != nil {
-		return fmt.Errorf("twin change body is not a JSON object")
-	}
-	if reported == nil {
-		return nil
-	}
-	if err := jsonscan.Members(reported, func(k, v []byte) bool {
-		switch string(k) {
-		case "$version":
-			change.Version, _ = jsonscan.Int(v)
-		case "iothubDM":
-			reboot = member(v, "reboot")
-		}
-		return true
-	}); err != nil {
-		return fmt.Errorf("properties.reported is not a JSON object")
-	}
-	if reboot == nil {
-		return nil
-	}
-	var lastReboot []byte
-	if err := jsonscan.Members(reboot, func(k, v []byte) bool {
-		switch string(k) {
-		case "lastReboot":
-			lastReboot = v
-		case "requestId":
-			change.RequestID, _ = jsonscan.String(v)
-		case "status":
-			change.Status, _ = jsonscan.String(v)
-		}
-		return true
-	}); err != nil {
-		return fmt.Errorf("iothubDM.reboot is not a JSON object")
-	}
-	if lastReboot == nil || jsonscan.IsNull(lastReboot) {
-		return nil // not set, or deleted
-	}
-	s, _ := jsonscan.String(lastReboot)
-	t, ok := parseDeviceTime(s)
-	if !ok {
-		return fmt.Errorf("lastReboot %s is not an RFC 3339 time", truncate(string(lastReboot), 64))
-	}
-	change.LastReboot = t.UTC().Format(time.RFC3339Nano)
-	return nil
-}
-
-// member returns the raw value of obj's member name, or nil (also when obj
-// is not an object: null for a deleted section, say).
-func member(obj []byte, name string) []byte {
-	var found []byte
-	jsonscan.Members(obj, func(k, v []byte) bool {
-		if string(k) == name {
-			found = v
-		}
-		return true
+		return next
 	})
-	if jsonscan.IsNull(found) {
-		return nil
+	switch line {
+	case lineReboot:
+		p.reboots++
+		p.logReboot(c, ev, prev.LastReboot)
+	case lineStateChange:
+		p.stateChanges++
+		p.logStateChange(c, ev)
+	default: // a repeat, or a redelivered event
+		p.repeats++
 	}
-	return found
 }
+
+// The processor's lines; users grep for them.
+const (
+	lineReboot      = "reboot reported"
+	lineStateChange = "reboot state changed"
+)
 
 // logReboot writes the reboot line to the invocation's Logs and to slog.
-func (p *batchProcessor) logReboot(c *twinChange, ev *invocation.Event) {
+func (p *batchRun) logReboot(c *twinChange, ev *decodedEvent, previous string) {
 	enqueued := enqueuedRFC3339(ev.EnqueuedTimeUTC)
 	var b strings.Builder
-	b.Grow(160)
-	b.WriteString("reboot reported")
+	b.Grow(192)
+	b.WriteString(lineReboot)
 	field(&b, "deviceId", c.DeviceID)
 	field(&b, "lastReboot", c.LastReboot)
 	field(&b, "requestId", c.RequestID)
@@ -284,18 +197,47 @@ func (p *batchProcessor) logReboot(c *twinChange, ev *invocation.Event) {
 	field(&b, "version", strconv.FormatInt(c.Version, 10))
 	field(&b, "enqueuedTime", enqueued)
 	field(&b, "sequenceNumber", strconv.FormatInt(ev.SequenceNumber, 10))
+	field(&b, "previousLastReboot", previous)
 	p.resp.Logs = append(p.resp.Logs, b.String())
-	p.logger.LogAttrs(p.ctx, slog.LevelInfo, "reboot reported",
+	p.logger.LogAttrs(p.ctx, slog.LevelInfo, lineReboot,
 		slog.String("deviceId", c.DeviceID),
 		slog.String("lastReboot", c.LastReboot),
 		slog.String("requestId", c.RequestID),
 		slog.String("status", c.Status),
 		slog.Int64("version", c.Version),
 		slog.String("enqueuedTime", enqueued),
+		slog.Int64("sequenceNumber", ev.SequenceNumber),
+		slog.String("previousLastReboot", previous))
+}
+
+// logStateChange writes the line for a reboot-state change that is not a
+// new boot (rebooting, failed, …).
+func (p *batchRun) logStateChange(c *twinChange, ev *decodedEvent) {
+	enqueued := enqueuedRFC3339(ev.EnqueuedTimeUTC)
+	var b strings.Builder
+	b.Grow(192)
+	b.WriteString(lineStateChange)
+	field(&b, "deviceId", c.DeviceID)
+	field(&b, "status", c.Status)
+	field(&b, "requestId", c.RequestID)
+	field(&b, "reason", c.Reason)
+	field(&b, "lastReboot", c.LastReboot)
+	field(&b, "version", strconv.FormatInt(c.Version, 10))
+	field(&b, "enqueuedTime", enqueued)
+	field(&b, "sequenceNumber", strconv.FormatInt(ev.SequenceNumber, 10))
+	p.resp.Logs = append(p.resp.Logs, b.String())
+	p.logger.LogAttrs(p.ctx, slog.LevelInfo, lineStateChange,
+		slog.String("deviceId", c.DeviceID),
+		slog.String("status", c.Status),
+		slog.String("requestId", c.RequestID),
+		slog.String("reason", c.Reason),
+		slog.String("lastReboot", c.LastReboot),
+		slog.Int64("version", c.Version),
+		slog.String("enqueuedTime", enqueued),
 		slog.Int64("sequenceNumber", ev.SequenceNumber))
 }
 
-func (p *batchProcessor) warn(msg string) {
+func (p *batchRun) warn(msg string) {
 	p.warnings++
 	if p.warnings > maxWarningsPerBatch {
 		return
@@ -304,20 +246,21 @@ func (p *batchProcessor) warn(msg string) {
 	p.logger.LogAttrs(p.ctx, slog.LevelWarn, msg)
 }
 
-func (p *batchProcessor) summary(partition string) {
+func (p *batchRun) summary(partition string) {
 	var b strings.Builder
 	b.WriteString("batch processed")
 	field(&b, "partition", partition)
 	for _, kv := range []struct {
 		k string
 		v int
-	}{{"events", p.events}, {"twinChanges", p.twinChanges}, {"reboots", p.reboots}, {"duplicates", p.duplicates}, {"ignored", p.ignored}, {"malformed", p.malformed}, {"warnings", p.warnings}} {
+	}{{"events", p.events}, {"twinChanges", p.twinChanges}, {"reboots", p.reboots}, {"stateChanges", p.stateChanges}, {"repeats", p.repeats},
+		{"ignored", p.ignored}, {"malformed", p.malformed}, {"warnings", p.warnings}} {
 		field(&b, kv.k, strconv.Itoa(kv.v))
 	}
 	p.resp.Logs = append(p.resp.Logs, b.String())
 	p.logger.LogAttrs(p.ctx, slog.LevelInfo, "batch processed",
 		slog.String("partition", partition), slog.Int("events", p.events), slog.Int("reboots", p.reboots),
-		slog.Int("duplicates", p.duplicates), slog.Int("malformed", p.malformed))
+		slog.Int("stateChanges", p.stateChanges), slog.Int("repeats", p.repeats), slog.Int("malformed", p.malformed))
 }
 
 // enqueuedRFC3339 renders the host's EnqueuedTimeUtc, UTC without a zone
@@ -347,21 +290,4 @@ func field(b *strings.Builder, key, value string) {
 		return
 	}
 	b.WriteString(value)
-}
-
-func partitionID(raw json.RawMessage) string {
-	var pc struct {
-		PartitionID string `json:"PartitionId"`
-	}
-	if raw != nil && json.Unmarshal(raw, &pc) == nil {
-		return pc.PartitionID
-	}
-	return ""
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }

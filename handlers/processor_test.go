@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -38,11 +37,31 @@ func invokeProcessor(t testing.TB, app *testApp, body []byte) invocationResult {
 	return res
 }
 
-func rebootLines(logs []string) []string {
+func rebootLines(logs []string) []string { return linesStarting(logs, "reboot reported ") }
+
+// linesStarting returns the lines of logs that start with prefix.
+func linesStarting(logs []string, prefix string) []string {
 	var out []string
 	for _, l := range logs {
-		if strings.HasPrefix(l, "reboot reported ") {
+		if strings.HasPrefix(l, prefix) {
 			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// processorLines are the reboot and state lines, without the enqueued
+// time and sequence number, which depend on the run.
+func processorLines(logs []string) []string {
+	var out []string
+	for _, l := range logs {
+		if strings.HasPrefix(l, "reboot reported ") || strings.HasPrefix(l, "reboot state changed ") {
+			head, _, _ := strings.Cut(l, " enqueuedTime=")
+			_, prev, found := strings.Cut(l, " previousLastReboot=")
+			if found {
+				head += " previousLastReboot=" + prev
+			}
+			out = append(out, head)
 		}
 	}
 	return out
@@ -63,16 +82,18 @@ func TestTwinChangeProcessorOnHubEvents(t *testing.T) {
 	reportReboot(t, b, map[string]any{"lastReboot": "2025-01-31T10:00:09+02:00", "status": "running"})
 	b.ReportJSON(t, map[string]any{"firmware": "2.1"})
 
+	feed := newHubFeed(hub)
 	var logs []string
-	for _, batch := range hubBatches(t, hub) {
+	for _, batch := range feed.batches(t) {
 		logs = append(logs, invokeProcessor(t, app, batch).Logs...)
 	}
 	require.ElementsMatch(t, []string{
-		"reboot reported deviceId=proc-a lastReboot=2025-01-31T08:00:04.5Z requestId=r-1 status=running version=3",
-		"reboot reported deviceId=proc-b lastReboot=2025-01-31T08:00:09Z requestId=\"\" status=running version=2",
-	}, trimAfterVersion(rebootLines(logs)))
+		`reboot state changed deviceId=proc-a status=rebooting requestId=r-1 reason="" lastReboot="" version=2`,
+		`reboot reported deviceId=proc-a lastReboot=2025-01-31T08:00:04.5Z requestId=r-1 status=running version=3 previousLastReboot=""`,
+		`reboot reported deviceId=proc-b lastReboot=2025-01-31T08:00:09Z requestId="" status=running version=2 previousLastReboot=""`,
+	}, processorLines(logs))
 	for _, l := range rebootLines(logs) {
-		require.Regexp(t, ` enqueuedTime=20\d\d-\d\d-\d\dT[0-9:.]+Z sequenceNumber=\d+$`, l)
+		require.Regexp(t, ` enqueuedTime=20\d\d-\d\d-\d\dT[0-9:.]+Z sequenceNumber=\d+ previousLastReboot=""$`, l)
 	}
 	require.NotContains(t, strings.Join(logs, "\n"), "warning:")
 
@@ -81,27 +102,128 @@ func TestTwinChangeProcessorOnHubEvents(t *testing.T) {
 	require.Contains(t, out, `msg="reboot reported" invocationId=inv-42 deviceId=proc-a lastReboot=2025-01-31T08:00:04.5Z requestId=r-1 status=running version=3`)
 	require.Contains(t, out, `deviceId=proc-b lastReboot=2025-01-31T08:00:09Z`)
 
-	// A retry delivers the same batch again: within one batch, duplicates
-	// are logged once.
-	var events []hostEvent
-	for range 2 {
-		events = append(events,
-			twinChangeEvent("dup", 1, map[string]any{"lastReboot": "2025-01-31T08:00:00Z"}),
-			twinChangeEvent("dup", 2, map[string]any{"lastReboot": "2025-01-31T08:00:00Z", "status": "running"}))
+	// The host delivers a batch again after a failure: nothing is logged
+	// twice.
+	for _, batch := range hubBatches(t, hub) {
+		res := invokeProcessor(t, app, batch)
+		require.Empty(t, processorLines(res.Logs))
 	}
-	res := invokeProcessor(t, app, hostBatch(t, 0, events))
-	require.Len(t, rebootLines(res.Logs), 1)
-	require.Contains(t, res.Logs[len(res.Logs)-1], "events=4 twinChanges=4 reboots=1 duplicates=3")
 }
 
-// trimAfterVersion drops the enqueued time and sequence number, which
-// depend on the run.
-func trimAfterVersion(lines []string) []string {
-	out := make([]string, len(lines))
-	for i, l := range lines {
-		out[i], _, _ = strings.Cut(l, " enqueuedTime=")
+// TestTwinChangeProcessorOneLinePerReboot plays a device through a whole
+// life as the simulator reports it (simulator/internal/device: the full
+// iothubDM.reboot state on every connection, requestId and reason null
+// when unset, the previous lastReboot while rebooting or failed) over the
+// local hub, and feeds the processor what the hub routed. Each new
+// lastReboot gives exactly one "reboot reported" line, whether the events
+// come one batch each or all in one, and however often the device
+// re-reports after reconnecting.
+func TestTwinChangeProcessorOneLinePerReboot(t *testing.T) {
+	t.Parallel()
+	hub := localhubtest.New(t, nil)
+	cs, err := hub.CreateDevice("sim-1")
+	require.NoError(t, err)
+	const (
+		l0 = "2025-01-31T08:00:00.000Z"
+		l1 = "2025-01-31T08:00:12.345Z"
+		l2 = "2025-01-31T09:30:07.001Z"
+	)
+	// state is the simulator's RebootState.Patch.
+	state := func(last, status string, requestID, reason any) map[string]any {
+		return map[string]any{"iothubDM": map[string]any{"reboot": map[string]any{
+			"lastReboot": last, "status": status, "requestId": requestID, "reason": reason}}}
 	}
-	return out
+	dev := localhubtest.ConnectDevice(t, hub, cs, localhubtest.Reply(200, `{"result":"Reboot started"}`))
+	// reconnect drops the connection and reports the state again, as the
+	// simulator does on every new session.
+	reconnect := func(patch map[string]any) {
+		dev.Close()
+		dev = localhubtest.ConnectDevice(t, hub, cs, localhubtest.Reply(200, `{"result":"Reboot started"}`))
+		dev.ReportJSON(t, patch)
+	}
+	steps := []struct {
+		name string
+		do   func()
+		want []string
+	}{
+		{"boots", func() { dev.ReportJSON(t, state(l0, "running", nil, nil)) },
+			[]string{`reboot reported deviceId=sim-1 lastReboot=2025-01-31T08:00:00Z requestId="" status=running version=2 previousLastReboot=""`}},
+		{"reconnects", func() { reconnect(state(l0, "running", nil, nil)) }, nil},
+		{"goes down for reboot r1", func() { dev.ReportJSON(t, state(l0, "rebooting", "r1", nil)) },
+			[]string{`reboot state changed deviceId=sim-1 status=rebooting requestId=r1 reason="" lastReboot=2025-01-31T08:00:00Z version=4`}},
+		{"is back from r1", func() { reconnect(state(l1, "running", "r1", nil)) },
+			[]string{`reboot reported deviceId=sim-1 lastReboot=2025-01-31T08:00:12.345Z requestId=r1 status=running version=5 previousLastReboot=2025-01-31T08:00:00Z`}},
+		{"loses its connection and re-reports", func() { reconnect(state(l1, "running", "r1", nil)) }, nil},
+		{"and again", func() { reconnect(state(l1, "running", "r1", nil)) }, nil},
+		{"fails reboot r2", func() { dev.ReportJSON(t, state(l1, "failed", "r2", "injected fault: the reboot could not start")) },
+			[]string{`reboot state changed deviceId=sim-1 status=failed requestId=r2 reason="injected fault: the reboot could not start" lastReboot=2025-01-31T08:00:12.345Z version=8`}},
+		{"re-reports the failure", func() { reconnect(state(l1, "failed", "r2", "injected fault: the reboot could not start")) }, nil},
+		{"goes down for reboot r3", func() { dev.ReportJSON(t, state(l1, "rebooting", "r3", nil)) },
+			[]string{`reboot state changed deviceId=sim-1 status=rebooting requestId=r3 reason="" lastReboot=2025-01-31T08:00:12.345Z version=10`}},
+		{"is back from r3", func() { reconnect(state(l2, "running", "r3", nil)) },
+			[]string{`reboot reported deviceId=sim-1 lastReboot=2025-01-31T09:30:07.001Z requestId=r3 status=running version=11 previousLastReboot=2025-01-31T08:00:12.345Z`}},
+	}
+
+	// One batch per step, on one app (one instance, one memory).
+	stepApp := newTestApp(t, hub, appOptions{})
+	feed := newHubFeed(hub)
+	var all []string
+	for _, st := range steps {
+		st.do()
+		var got []string
+		for _, batch := range feed.batches(t) {
+			got = append(got, processorLines(invokeProcessor(t, stepApp, batch).Logs)...)
+		}
+		require.Equal(t, st.want, got, "step %q", st.name)
+		all = append(all, st.want...)
+	}
+	require.Len(t, rebootLines(all), 3, "one line per new lastReboot: l0, l1, l2")
+
+	// All in one batch, on a fresh instance: the same lines.
+	var got []string
+	for _, batch := range hubBatches(t, hub) {
+		got = append(got, processorLines(invokeProcessor(t, newTestApp(t, hub, appOptions{}), batch).Logs)...)
+	}
+	require.Equal(t, all, got)
+}
+
+// A module's twin change carrying iothubDM.reboot is not a reboot of its
+// device: it is skipped, counted as ignored.
+func TestTwinChangeProcessorSkipsModules(t *testing.T) {
+	t.Parallel()
+	app := newFakeHubApp(t, &fakeHub{status: http.StatusInternalServerError})
+	reboot := map[string]any{"lastReboot": "2025-01-31T08:00:00Z", "status": "running"}
+	bySys := twinChangeEvent("edge-1", 1, reboot)
+	bySys.SystemProperties["iothub-connection-module-id"] = "$edgeAgent"
+	byProps := twinChangeEvent("edge-1", 2, reboot)
+	byProps.Properties["moduleId"] = "telemetry"
+	device := twinChangeEvent("edge-1", 3, reboot)
+	res := invokeProcessor(t, app, hostBatch(t, 0, []hostEvent{bySys, byProps, device}))
+	require.Equal(t, []string{`reboot reported deviceId=edge-1 lastReboot=2025-01-31T08:00:00Z requestId="" status=running version=4 previousLastReboot=""`}, processorLines(res.Logs))
+	require.Contains(t, res.Logs[len(res.Logs)-1], "events=3 twinChanges=1 reboots=1 stateChanges=0 repeats=0 ignored=2")
+}
+
+// With dataType "binary" in function.json the host sends each body as
+// base64; the processor reads both encodings alike.
+func TestTwinChangeProcessorReadsBinaryBatches(t *testing.T) {
+	t.Parallel()
+	events := []hostEvent{
+		twinChangeEvent("bin-1", 1, map[string]any{"status": "rebooting", "requestId": "r"}),
+		twinChangeEvent("bin-1", 2, map[string]any{"lastReboot": "2025-01-31T08:00:00Z", "status": "running", "requestId": "r"}),
+	}
+	var want []string
+	for i, body := range [][]byte{hostBatch(t, 0, events), hostBatchBinary(t, 0, events)} {
+		app := newFakeHubApp(t, &fakeHub{status: http.StatusInternalServerError})
+		res := invokeProcessor(t, app, body)
+		require.NotContains(t, strings.Join(res.Logs, "\n"), "warning:")
+		got := processorLines(res.Logs)
+		require.Len(t, got, 2)
+		if i == 0 {
+			want = got
+			continue
+		}
+		require.Equal(t, want, got, "binary batch")
+	}
 }
 
 func TestTwinChangeProcessorTolerance(t *testing.T) {
@@ -128,7 +250,7 @@ func TestTwinChangeProcessorTolerance(t *testing.T) {
 		{"telemetry that claims the schema is still telemetry", hostBatch(t, 0, []hostEvent{withSys(reboot("d1"), map[string]any{"iothub-message-source": "Telemetry"})}), 0,
 			[]string{"ignored=1"}},
 		{"replaceTwin is not a device report", hostBatch(t, 0, []hostEvent{withProps(reboot("d1"), map[string]string{"iothub-message-schema": "twinChangeNotification", "opType": "replaceTwin"})}), 0,
-			[]string{"twinChanges=0 reboots=0 duplicates=0 ignored=1"}},
+			[]string{"twinChanges=0 reboots=0 stateChanges=0 repeats=0 ignored=1"}},
 		{"no device id anywhere", hostBatch(t, 0, []hostEvent{withProps(withSys(reboot(""), nil), map[string]string{"iothub-message-schema": "twinChangeNotification"})}), 0,
 			[]string{"warning: event skipped (sequenceNumber=7): twin change names no device", "malformed=1"}},
 		{"lastReboot not a time", hostBatch(t, 0, []hostEvent{twinChangeEvent("d2", 3, map[string]any{"lastReboot": "yesterday"})}), 0,
@@ -165,7 +287,7 @@ func TestTwinChangeProcessorCapsWarnings(t *testing.T) {
 	}
 	res := invokeProcessor(t, app, hostBatch(t, 3, events))
 	require.Len(t, res.Logs, 21, "20 warnings and the summary")
-	require.Contains(t, res.Logs[20], "partition=3 events=50 twinChanges=0 reboots=0 duplicates=0 ignored=0 malformed=50 warnings=50")
+	require.Contains(t, res.Logs[20], "partition=3 events=50 twinChanges=0 reboots=0 stateChanges=0 repeats=0 ignored=0 malformed=50 warnings=50")
 }
 
 // FuzzTwinChangeProcessor: whatever the host sends, the processor answers
@@ -201,39 +323,63 @@ func FuzzTwinChangeProcessor(f *testing.F) {
 	})
 }
 
-// BenchmarkTwinChangeProcessor measures the processor end to end (decode
-// the host's envelope, filter, parse, dedupe, log through slog, encode the
-// response) on batches where every event is a reboot, the worst case. Run
-// with -cpu 1 for the one-core figure.
-func BenchmarkTwinChangeProcessor(b *testing.B) {
-	client, err := handlers.NewHubClient(handlers.Config{ConnectionString: "HostName=h;SharedAccessKeyName=p;SharedAccessKey=c2VjcmV0", Endpoint: "https://127.0.0.1:1"}, nil)
-	require.NoError(b, err)
-	srv := handlers.NewServer(handlers.Deps{Hub: client, Logger: handlers.NewLogger(io.Discard, io.Discard, nil)})
-	for _, size := range []int{100, 10_000} {
-		b.Run(fmt.Sprintf("events=%d", size), func(b *testing.B) {
-			events := make([]hostEvent, size)
-			base := time.Date(2025, 1, 31, 8, 0, 0, 0, time.UTC)
-			for i := range events {
-				events[i] = twinChangeEvent(fmt.Sprintf("device-%05d", i), int64(i), map[string]any{
-					"lastReboot": base.Add(time.Duration(i) * time.Millisecond).Format(time.RFC3339Nano),
-					"status":     "running",
-					"requestId":  fmt.Sprintf("6f1c0a52-3f0e-4a57-9a39-%012d", i),
-				})
+// The decoders the benchmark compares read the same things from the same
+// batches.
+func TestTwinChangeDecodersAgree(t *testing.T) {
+	fixture, err := readFixture("twinchange_batch.json")
+	require.NoError(t, err)
+	events := realisticEvents(500)
+	for name, body := range map[string][]byte{
+		"fixture": fixture,
+		"string":  hostBatch(t, 3, events),
+		"binary":  hostBatchBinary(t, 3, events),
+	} {
+		t.Run(name, func(t *testing.T) {
+			wantPartition, want, err := handlers.Decode("encoding-json", bytes.Clone(body))
+			require.NoError(t, err)
+			require.NotEmpty(t, want)
+			for _, dec := range handlers.DecoderNames {
+				partition, got, err := handlers.Decode(dec, bytes.Clone(body))
+				require.NoError(t, err, dec)
+				require.Equal(t, wantPartition, partition, dec)
+				require.Equal(t, want, got, dec)
 			}
-			body := hostBatch(b, 0, events)
-			b.SetBytes(int64(len(body)))
-			b.ReportAllocs()
-			start := time.Now()
-			n := 0
-			for b.Loop() {
-				rec := httptest.NewRecorder()
-				srv.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/TwinChangeProcessor", bytes.NewReader(body)))
-				if rec.Code != http.StatusOK {
-					b.Fatalf("status %d", rec.Code)
-				}
-				n++
-			}
-			b.ReportMetric(float64(n*size)/time.Since(start).Seconds(), "events/s")
 		})
 	}
+}
+
+// realisticEvents is what a hub's built-in endpoint carries for a fleet of
+// devices that reboot now and then: mostly telemetry, twin changes of
+// other properties, and reboot reports (rebooting, then back with a new
+// lastReboot), over n/5 devices, as the simulator reports them.
+func realisticEvents(n int) []hostEvent {
+	base := time.Date(2025, 1, 31, 8, 0, 0, 0, time.UTC)
+	events := make([]hostEvent, n)
+	for i := range events {
+		id := fmt.Sprintf("sim-%05d", i%max(n/5, 1))
+		seq := int64(i)
+		switch i % 10 {
+		case 8:
+			events[i] = twinChangeEvent(id, seq, map[string]any{"lastReboot": base.Format("2006-01-02T15:04:05.000Z"), "status": "rebooting",
+				"requestId": fmt.Sprintf("6f1c0a52-3f0e-4a57-9a39-%012d", i), "reason": nil})
+		case 9:
+			events[i] = twinChangeEvent(id, seq, map[string]any{"lastReboot": base.Add(time.Duration(i) * time.Millisecond).Format("2006-01-02T15:04:05.000Z"),
+				"status": "running", "requestId": fmt.Sprintf("6f1c0a52-3f0e-4a57-9a39-%012d", i-1), "reason": nil})
+		case 6, 7:
+			ev := twinChangeEvent(id, seq, nil)
+			body, _ := json.Marshal(map[string]any{"version": 9, "properties": map[string]any{"reported": map[string]any{
+				"firmware": map[string]any{"version": "2.1.7", "channel": "stable"}, "uptimeSeconds": 86400 + i,
+				"$metadata": map[string]any{"$lastUpdated": "2025-01-31T08:00:05.1234567Z", "firmware": map[string]any{"$lastUpdated": "2025-01-31T08:00:05.1234567Z"}},
+				"$version":  seq + 1}}})
+			ev.Body = body
+			events[i] = ev
+		default:
+			ev := twinChangeEvent(id, seq, nil)
+			ev.Body = []byte(fmt.Sprintf(`{"temperature":%d.5,"humidity":%d,"pressure":1013.2,"battery":0.87,"ts":"2025-01-31T08:00:%02d.123Z"}`, 20+i%7, 40+i%20, i%60))
+			ev.SystemProperties["iothub-message-source"] = "Telemetry"
+			ev.Properties = map[string]string{"alert": "false"}
+			events[i] = ev
+		}
+	}
+	return events
 }

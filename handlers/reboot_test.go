@@ -1,6 +1,7 @@
 package handlers_test
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"strings"
@@ -207,9 +208,9 @@ func TestRebootDeviceErrors(t *testing.T) {
 		{"body too large", "grumpy", `{"delaySeconds":1` + strings.Repeat(" ", 17<<10) + `}`, 400, "BodyTooLarge", "16384 bytes", nil},
 		{"unknown device", "ghost", "", 404, "DeviceNotFound", `"ghost"`, nil},
 		{"device offline", "offline", "", 409, "DeviceNotOnline", "not connected", nil},
-		{"device answers 500", "grumpy", "", 502, "DeviceError", "status 500", map[string]any{
+		{"device answers 500", "grumpy", "", 502, "DeviceError", "refused the reboot: it answered the reboot method with status 500", map[string]any{
 			"deviceId": "grumpy", "deviceStatus": float64(500), "devicePayload": map[string]any{"error": "disk full"}}},
-		{"device answers with a payload that is not JSON", "garbled", "", 502, "DeviceError", "could not be read", map[string]any{"deviceId": "garbled"}},
+		{"device answers with a payload that is not JSON", "garbled", "", 502, "DeviceError", "payload that is not JSON", map[string]any{"deviceId": "garbled"}},
 		{"device never answers", "mute", `{"responseTimeoutSeconds":5}`, 504, "DeviceTimeout", "outcome is unknown", nil},
 	}
 	for _, tt := range tests {
@@ -249,8 +250,10 @@ func requireProblem(t testing.TB, resp *http.Response, body []byte, status int, 
 	got := decodeJSON(t, body)
 	require.Equal(t, code, got["errorCode"])
 	require.Equal(t, float64(status), got["status"])
-	require.Equal(t, "https://github.com/iothub-reboot/devmgmt/blob/main/docs/function-app.md#"+strings.ToLower(code), got["type"])
-	require.NotEmpty(t, got["title"])
+	// about:blank: no per-problem documentation exists to point to, so the
+	// title is the status phrase and errorCode says what happened.
+	require.Equal(t, "about:blank", got["type"])
+	require.Equal(t, http.StatusText(status), got["title"])
 	require.NotEmpty(t, got["detail"])
 	return got
 }
@@ -265,4 +268,38 @@ func itoa(n int) string {
 func reportReboot(t testing.TB, dev *localhubtest.Device, section map[string]any) {
 	t.Helper()
 	dev.ReportJSON(t, map[string]any{"iothubDM": map[string]any{"reboot": section}})
+}
+
+// A caller that disconnects while the hub waits for the device learns
+// nothing, but the device may be rebooting: the log must say so, not show
+// a request with status 0.
+func TestRebootDeviceCallerDisconnectIsLogged(t *testing.T) {
+	t.Parallel()
+	hub := localhubtest.New(t, nil)
+	app := newTestApp(t, hub, appOptions{})
+	dev := localhubtest.NewDevice(t, hub, "dev-gone", localhubtest.Silent)
+
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, app.URL+"/api/devices/dev-gone/reboot", strings.NewReader(`{"responseTimeoutSeconds":60}`))
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		done <- err
+	}()
+	call := dev.NextCall(t) // the device has the request
+	cancel()
+	require.ErrorIs(t, <-done, context.Canceled)
+
+	var payload struct{ RequestID string }
+	require.NoError(t, json.Unmarshal(call.Payload, &payload))
+	require.Eventually(t, func() bool { return strings.Contains(app.logs.String(), "outcome=callerDisconnected") }, 10*time.Second, 10*time.Millisecond)
+	logs := app.logs.String()
+	require.Contains(t, logs, `level=WARN msg="reboot outcome unknown: the caller disconnected during the reboot call; the device may already be rebooting" deviceId=dev-gone requestId=`+payload.RequestID)
+	require.Contains(t, logs, `msg=request method=POST route="POST /api/devices/{deviceId}/reboot" outcome=callerDisconnected`)
+	require.NotContains(t, logs, "status=0")
 }

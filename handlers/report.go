@@ -76,7 +76,7 @@ func handleRebootReport(d Deps) http.Handler {
 				writeProblem(w, r, badRequest(codeInvalidContinuation, "The IoT Hub rejected continuationToken; start again without it."))
 				return
 			}
-			writeProblem(w, r, hubProblem(r.Context(), err, ""))
+			writeProblem(w, r, hubProblem(r.Context(), err, callQuery, ""))
 			return
 		}
 		body := reportResponse{Value: make([]reportItem, 0, len(page.Items))}

@@ -30,7 +30,7 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 	mux.Handle("POST /RebootReport", fromEnvelope(d, report))
 	mux.Handle("POST /OpenAPI", fromEnvelope(d, openapi))
 
-	mux.Handle("POST /TwinChangeProcessor", handleTwinChangeProcessor(d))
+	mux.Handle("POST /TwinChangeProcessor", newTwinProcessor(d))
 
 	mux.Handle("/", handleNotFound())
 }
@@ -42,10 +42,13 @@ func handleReady() http.Handler {
 	})
 }
 
-// handleNotFound replaces the mux's plain-text 404 with a problem.
+// handleNotFound replaces the mux's plain-text 404 with a problem. Only
+// callers that reach the handler directly see it: under the Functions
+// host, a method or path no function.json route matches gets the host's
+// own empty 404.
 func handleNotFound() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, problem{Status: http.StatusNotFound, ErrorCode: codeNotFound,
-			Title: "No such resource.", Detail: "No function of this app serves " + r.Method + " on this path."})
+			Detail: "No function of this app serves " + r.Method + " on this path."})
 	})
 }

@@ -2,7 +2,6 @@ package handlers
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -21,6 +20,12 @@ const shutdownGrace = 10 * time.Second
 // anything listens, so the process exits non-zero with the message on
 // stderr (the host logs it as an error and retries the start).
 func Run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer) error {
+	return run(ctx, nil, getenv, stdout, stderr)
+}
+
+// run is Run, serving on ln when it is not nil: tests pass a listener
+// they bound, so no port is picked, released and hoped for.
+func run(ctx context.Context, ln net.Listener, getenv func(string) string, stdout, stderr io.Writer) error {
 	logger := NewLogger(stdout, stderr, slog.LevelInfo)
 	cfg, err := LoadConfig(getenv)
 	if err != nil {
@@ -30,10 +35,11 @@ func Run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writ
 	if err != nil {
 		return fmt.Errorf("IoT Hub client: %w", err)
 	}
-	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", net.JoinHostPort("127.0.0.1", cfg.Port))
-	if err != nil {
-		return fmt.Errorf("listen on %s port %s: %w", envPort, cfg.Port, err)
+	if ln == nil {
+		var lc net.ListenConfig
+		if ln, err = lc.Listen(ctx, "tcp", net.JoinHostPort("127.0.0.1", cfg.Port)); err != nil {
+			return fmt.Errorf("listen on %s port %s: %w", envPort, cfg.Port, err)
+		}
 	}
 	srv := &http.Server{
 		Handler: NewServer(Deps{
@@ -55,8 +61,10 @@ func Run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writ
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("shutdown: %w", err)
+	shutdownErr := srv.Shutdown(shutdownCtx)
+	<-serveErr // Serve has returned (ErrServerClosed) once Shutdown began
+	if shutdownErr != nil {
+		return fmt.Errorf("shutdown: %w", shutdownErr)
 	}
 	logger.Info("handler stopped")
 	return nil

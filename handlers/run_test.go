@@ -15,29 +15,15 @@ import (
 	"github.com/iothub-reboot/devmgmt/localhub/localhubtest"
 )
 
-// freePort returns a loopback port nobody listens on, as the Functions
-// host picks one for FUNCTIONS_CUSTOMHANDLER_PORT.
-func freePort(t testing.TB) string {
+// listen binds a loopback listener for the handler, as the host binds
+// nothing but picks a port: the test keeps the socket, so no other process
+// can take the port between picking and serving.
+func listen(t testing.TB) (net.Listener, string) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	defer ln.Close()
-	return strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
-}
-
-// waitForReady probes GET / as the host does (every 25 ms until any HTTP
-// answer) and returns the answer.
-func waitForReady(t testing.TB, port string) *http.Response {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		resp, err := http.Get("http://127.0.0.1:" + port + "/")
-		if err == nil {
-			return resp
-		}
-		require.True(t, time.Now().Before(deadline), "handler never answered GET /: %v", err)
-		time.Sleep(25 * time.Millisecond) // the host's own probe interval; there is no event to await
-	}
+	t.Cleanup(func() { ln.Close() })
+	return ln, strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
 }
 
 func TestRunServesUntilCancelled(t *testing.T) {
@@ -45,7 +31,7 @@ func TestRunServesUntilCancelled(t *testing.T) {
 	hub := localhubtest.New(t, nil)
 	cs, err := hub.ServiceConnectionString("serviceAndRegistryRead")
 	require.NoError(t, err)
-	port := freePort(t)
+	ln, port := listen(t)
 	env := map[string]string{
 		"FUNCTIONS_CUSTOMHANDLER_PORT": port,
 		"IOTHUB_CONNECTION_STRING":     cs,
@@ -55,9 +41,13 @@ func TestRunServesUntilCancelled(t *testing.T) {
 	stdout, stderr := &syncBuffer{}, &syncBuffer{}
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
-	go func() { done <- handlers.Run(ctx, func(k string) string { return env[k] }, stdout, stderr) }()
+	go func() { done <- handlers.RunOn(ctx, ln, func(k string) string { return env[k] }, stdout, stderr) }()
 
-	resp := waitForReady(t, port)
+	// The listener is bound, so the host's readiness probe (GET /) waits
+	// in the accept queue until the handler serves: no polling needed.
+	client := &http.Client{Timeout: 10 * time.Second}
+	resp, err := client.Get("http://127.0.0.1:" + port + "/")
+	require.NoError(t, err)
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode)
@@ -66,7 +56,7 @@ func TestRunServesUntilCancelled(t *testing.T) {
 	// The CA file and endpoint are used: a twin read reaches the local hub.
 	_, err = hub.CreateDevice("run-1")
 	require.NoError(t, err)
-	resp, err = http.Get("http://127.0.0.1:" + port + "/api/reboots/run-1/r1?requestedAt=" + time.Now().UTC().Format(time.RFC3339))
+	resp, err = client.Get("http://127.0.0.1:" + port + "/api/reboots/run-1/r1?requestedAt=" + time.Now().UTC().Format(time.RFC3339))
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.Equal(t, http.StatusAccepted, resp.StatusCode)

@@ -27,6 +27,17 @@ type Deps struct {
 	NewRequestID func() string
 	// StatusDeadline: see Config.StatusDeadline. Default 10 minutes.
 	StatusDeadline time.Duration
+	// MaxConcurrentBatches caps the TwinChangeProcessor invocations
+	// processed at once (each costs about its body's size in memory); more
+	// wait. Default DefaultMaxConcurrentBatches.
+	MaxConcurrentBatches int
+	// RebootMemory is how many devices' reboot state TwinChangeProcessor
+	// remembers to log each reboot once. Default DefaultRebootMemory.
+	RebootMemory int
+
+	// decodeBatch reads TwinChangeProcessor invocations (tests swap in
+	// other JSON decoders for benchmarks). Default scanBatch.
+	decodeBatch batchDecoder
 }
 
 func (d Deps) withDefaults() Deps {
@@ -41,6 +52,15 @@ func (d Deps) withDefaults() Deps {
 	}
 	if d.StatusDeadline <= 0 {
 		d.StatusDeadline = DefaultStatusDeadline
+	}
+	if d.MaxConcurrentBatches <= 0 {
+		d.MaxConcurrentBatches = DefaultMaxConcurrentBatches
+	}
+	if d.RebootMemory <= 0 {
+		d.RebootMemory = DefaultRebootMemory
+	}
+	if d.decodeBatch == nil {
+		d.decodeBatch = scanBatch
 	}
 	return d
 }
@@ -64,10 +84,19 @@ func logRequests(logger *slog.Logger, next http.Handler) http.Handler {
 		if r.Pattern == readinessPattern {
 			return
 		}
+		outcome := slog.Int("status", rec.Status())
+		switch {
+		case !rec.Written() && r.Context().Err() != nil:
+			// The handler gave up without answering: the caller went
+			// away. Its own line says what that means for the device.
+			outcome = slog.String("outcome", "callerDisconnected")
+		case !rec.Written():
+			outcome = slog.Int("status", http.StatusOK) // what net/http sends
+		}
 		logger.LogAttrs(r.Context(), slog.LevelInfo, "request",
 			slog.String("method", r.Method),
 			slog.String("route", r.Pattern),
-			slog.Int("status", rec.Status()),
+			outcome,
 			slog.Duration("duration", time.Since(start)),
 			slog.String("invocationId", r.Header.Get(headerInvocationID)))
 	})

@@ -5,12 +5,7 @@ import (
 	"net/http"
 	"strconv"
 	"time"
-
-	"github.com/iothub-reboot/devmgmt/shared/iothub"
 )
-
-// maxRequestIDLength bounds the request id in status URLs (ours are 36).
-const maxRequestIDLength = 128
 
 // statusResponse is RebootStatus's body.
 type statusResponse struct {
@@ -33,12 +28,12 @@ type statusResponse struct {
 func handleRebootStatus(d Deps) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		deviceID, requestID := r.PathValue("deviceId"), r.PathValue("requestId")
-		if err := iothub.ValidateDeviceID(deviceID); err != nil {
+		if err := validateDeviceID(deviceID); err != nil {
 			writeProblem(w, r, badRequest(codeInvalidDeviceID, "Invalid device id: "+err.Error()+"."))
 			return
 		}
-		if requestID == "" || len(requestID) > maxRequestIDLength {
-			writeProblem(w, r, badRequest(codeInvalidArgument, "requestId must be 1.."+strconv.Itoa(maxRequestIDLength)+" characters."))
+		if err := validateRequestID(requestID); err != nil {
+			writeProblem(w, r, badRequest(codeInvalidArgument, err.Error()+"."))
 			return
 		}
 		requestedAt, err := time.Parse(time.RFC3339Nano, r.URL.Query().Get("requestedAt"))
@@ -54,7 +49,7 @@ func handleRebootStatus(d Deps) http.Handler {
 			}
 			d.Logger.LogAttrs(r.Context(), slog.LevelWarn, "reading twin failed",
 				append([]slog.Attr{slog.String("deviceId", deviceID)}, hubErrorAttrs(err)...)...)
-			writeProblem(w, r, hubProblem(r.Context(), err, deviceID))
+			writeProblem(w, r, hubProblem(r.Context(), err, callReadTwin, deviceID))
 			return
 		}
 

@@ -64,7 +64,28 @@ func TestRequestWireFormat(t *testing.T) {
 				return err
 			},
 			wantMethod: "GET",
-			wantPath:   "/twins/" + url.PathEscape("a/b#c?d%e f"),
+			wantPath:   "/twins/a%2Fb%23c%3Fd%25e%20f",
+		},
+		{
+			name:    "every byte but the unreserved ones is escaped",
+			respond: cannedResponse{status: 200, body: `{"status":200,"payload":null}`},
+			call: func(ctx context.Context, c *Client) error {
+				_, err := c.InvokeMethod(ctx, "d.v-1_~+%2E%2E$@!*'(),=", MethodRequest{MethodName: "reboot"}, nil)
+				return err
+			},
+			wantMethod: "POST",
+			wantPath:   "/twins/d.v-1_~%2B%252E%252E%24%40%21%2A%27%28%29%2C%3D/methods",
+			wantBody:   `{"methodName":"reboot","payload":null,"responseTimeoutInSeconds":30,"connectTimeoutInSeconds":0}`,
+		},
+		{
+			name:    "dots inside an id stay one segment",
+			respond: cannedResponse{status: 200, body: `{"deviceId":"..."}`},
+			call: func(ctx context.Context, c *Client) error {
+				_, err := c.GetTwin(ctx, "...", nil)
+				return err
+			},
+			wantMethod: "GET",
+			wantPath:   "/twins/...",
 		},
 		{
 			name:    "get twin",
@@ -275,6 +296,17 @@ func TestClientSideValidation(t *testing.T) {
 		{"create device", func() error { _, err := c.CreateDevice(ctx, "", nil); return err }, "deviceID is empty"},
 		{"get device", func() error { _, err := c.GetDevice(ctx, "", nil); return err }, "deviceID is empty"},
 		{"delete device", func() error { _, err := c.DeleteDevice(ctx, "", nil); return err }, "deviceID is empty"},
+		// Dot-segments would be resolved away (/twins/../methods is
+		// /methods), so they are refused rather than sent.
+		{"invoke on ..", func() error {
+			_, err := c.InvokeMethod(ctx, "..", MethodRequest{MethodName: "reboot"}, nil)
+			return err
+		}, `".." cannot be sent as a path segment`},
+		{"get twin of .", func() error { _, err := c.GetTwin(ctx, ".", nil); return err }, `"." cannot be sent as a path segment`},
+		{"update twin of ..", func() error { _, err := c.UpdateTwin(ctx, "..", TwinPatch{}, nil); return err }, "cannot be sent"},
+		{"create device ..", func() error { _, err := c.CreateDevice(ctx, "..", nil); return err }, "cannot be sent"},
+		{"get device .", func() error { _, err := c.GetDevice(ctx, ".", nil); return err }, "cannot be sent"},
+		{"delete device ..", func() error { _, err := c.DeleteDevice(ctx, "..", nil); return err }, "cannot be sent"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

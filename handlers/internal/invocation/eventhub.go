@@ -52,8 +52,10 @@ type Event struct {
 // read; undecodable metadata becomes a Warning.
 //
 // Keys match case-insensitively, as the host's own reader does. It reads
-// with jsonscan, unescaping each encoding layer in a single pass: batches
-// of thousands of double-encoded events are the processor's hot path.
+// with jsonscan, unescaping each encoding layer in a single pass, and in
+// place: body is overwritten, and the events' slices point into it. A
+// batch of hundreds of megabytes then costs its own size in memory, not
+// one copy per encoding layer.
 func DecodeEventHubBatch(body []byte, name string) (EventHubBatch, error) {
 	var (
 		d    envelopeScan
@@ -71,6 +73,12 @@ func DecodeEventHubBatch(body []byte, name string) (EventHubBatch, error) {
 			return sc.Object(func(k []byte) error { return d.member(sc, k) })
 		case bytes.EqualFold(k, []byte("Metadata")):
 			if sc.IsNull() {
+				return nil
+			}
+			if !sc.IsObject() {
+				// The events may still be readable; the scanner skips
+				// the value.
+				meta.notObject = true
 				return nil
 			}
 			if err := sc.Object(func(k []byte) error { return meta.member(sc, k) }); err != nil {
@@ -154,9 +162,10 @@ func (d *envelopeScan) events() ([]byte, error) {
 // metadataScan collects the metadata fields (the *Array ones unescaped to
 // their array text) until the events are known.
 type metadataScan struct {
-	arrays   [numArrays][]byte
-	errs     [numArrays]error
-	pc, retr []byte
+	arrays    [numArrays][]byte
+	errs      [numArrays]error
+	pc, retr  []byte
+	notObject bool
 }
 
 // The per-event *Array fields, in the order warnings list them.
@@ -197,6 +206,9 @@ func (m *metadataScan) member(sc *jsonscan.Scanner, k []byte) error {
 }
 
 func (m *metadataScan) apply(b *EventHubBatch) {
+	if m.notObject {
+		b.Warnings = append(b.Warnings, "Metadata is not a JSON object")
+	}
 	if !jsonscan.IsNull(m.pc) {
 		b.PartitionContext = m.pc
 	}
@@ -247,10 +259,10 @@ func (m *metadataScan) apply(b *EventHubBatch) {
 }
 
 // arrayTextAt reads the next value as array text: the content of a string
-// (the host's second encoding), else the value itself.
+// (the host's second encoding, unescaped in place), else the value itself.
 func arrayTextAt(sc *jsonscan.Scanner) ([]byte, error) {
 	if sc.IsString() {
-		return sc.Unquote()
+		return sc.UnquoteInPlace()
 	}
 	return sc.Raw()
 }
@@ -259,7 +271,7 @@ func arrayTextAt(sc *jsonscan.Scanner) ([]byte, error) {
 func arrayText(raw []byte) ([]byte, error) {
 	raw = jsonscan.Trim(raw)
 	if len(raw) > 0 && raw[0] == '"' {
-		return jsonscan.Unquote(raw)
+		return jsonscan.UnquoteInPlace(raw)
 	}
 	return raw, nil
 }
@@ -274,7 +286,8 @@ func (b *EventHubBatch) decodeBodies(arr []byte) error {
 		switch {
 		case jsonscan.IsNull(v):
 		case v[0] == '"':
-			if body, elemErr = jsonscan.Unquote(v); elemErr != nil {
+			// In place: Elements has read v and never looks back.
+			if body, elemErr = jsonscan.UnquoteInPlace(v); elemErr != nil {
 				elemErr = fmt.Errorf("event %d: %w", i, elemErr)
 				return false
 			}

@@ -1,6 +1,7 @@
 package invocation
 
 import (
+	"bytes"
 	"encoding/json"
 	"testing"
 	"unicode/utf8"
@@ -17,7 +18,7 @@ func FuzzDecodeEventHubBatch(f *testing.F) {
 	f.Add([]byte(`{"data":{"e":"[\"\\u0000\"]"},"metadata":{"OffsetArray":"[1e400]"}}`))
 	f.Add([]byte(`null`))
 	f.Fuzz(func(t *testing.T, body []byte) {
-		b, err := DecodeEventHubBatch(body, "events")
+		b, err := DecodeEventHubBatch(bytes.Clone(body), "events") // it decodes in place
 		if want, ok := referenceBodies(body); ok {
 			if err != nil {
 				t.Fatalf("encoding/json reads %d events, DecodeEventHubBatch fails: %v", len(want), err)

@@ -371,9 +371,45 @@ func simple(s []byte) bool {
 	return true
 }
 
+// UnquoteInPlace is Unquote writing the content over raw itself instead
+// of allocating: the result aliases raw, whose bytes are overwritten. The
+// content of a JSON string is never longer than the literal, with one
+// exception: an invalid UTF-8 byte becomes the three bytes of U+FFFD, and
+// should that overtake the unread input the rest is unquoted into a new
+// slice (the result then aliases nothing).
+func UnquoteInPlace(raw []byte) ([]byte, error) {
+	raw = Trim(raw)
+	if len(raw) < 2 || raw[0] != '"' {
+		return nil, ErrSyntax
+	}
+	j := 1
+	for j < len(raw) && plainASCII[raw[j]] {
+		j++
+	}
+	if j == len(raw)-1 && raw[j] == '"' {
+		return raw[1:j], nil
+	}
+	out, end, err := unquoteInto(raw[:0], raw, true)
+	if err != nil || end != len(raw) {
+		return nil, ErrSyntax
+	}
+	return out, nil
+}
+
 // appendString appends the content of the string literal starting at
 // lit[0]=='"' to dst and returns the index just past its closing quote.
 func appendString(dst, lit []byte) ([]byte, int, error) {
+	return unquoteInto(dst, lit, false)
+}
+
+// unquoteInto is appendString; with inPlace, dst is lit[:0] and the
+// content is written over the literal as it is read. That is safe while
+// the output stays behind the input: every step below consumes at least
+// as many bytes as it appends (and reads them before appending), so
+// len(dst) < i holds, except for an invalid UTF-8 byte, whose U+FFFD is
+// three bytes; when that would catch up with the input, the output moves
+// to a new slice.
+func unquoteInto(dst, lit []byte, inPlace bool) ([]byte, int, error) {
 	i := 1
 	for {
 		start := i
@@ -413,6 +449,10 @@ func appendString(dst, lit []byte) ([]byte, int, error) {
 		default: // non-ASCII
 			r, size := utf8.DecodeRune(lit[i:])
 			if r == utf8.RuneError && size == 1 {
+				if inPlace && len(dst)+utf8.RuneLen(utf8.RuneError) > i {
+					dst = append(make([]byte, 0, len(dst)+3*(len(lit)-i)), dst...)
+					inPlace = false
+				}
 				dst = utf8.AppendRune(dst, utf8.RuneError)
 			} else {
 				dst = append(dst, lit[i:i+size]...)

@@ -67,6 +67,33 @@ func TestUnquote(t *testing.T) {
 	}
 }
 
+// UnquoteInPlace reads what Unquote reads, writing over its input, also
+// when invalid UTF-8 (whose U+FFFD is longer than the byte) forces it off
+// the input part-way.
+func TestUnquoteInPlace(t *testing.T) {
+	for _, in := range []string{
+		`"plain"`, `"a\"b"`, `"\u00e9\ud83d\ude00 \\ \/"`,
+		"\"\xff\"", "\"\xff\xff\xffabc\"", `"\\\\\\\\` + "\xff\xff\xff\xff\"",
+		"\"\\\"\xfe\\n\xff\"", `"\ud83d"`,
+	} {
+		want, err := Unquote([]byte(in))
+		require.NoError(t, err, in)
+		buf := []byte(in)
+		got, err := UnquoteInPlace(buf)
+		require.NoError(t, err, in)
+		require.Equal(t, string(want), string(got), "%q", in)
+	}
+	buf := []byte(`"a\"b" `)
+	got, err := UnquoteInPlace(buf)
+	require.NoError(t, err)
+	require.Equal(t, `a"b`, string(got))
+	require.Equal(t, &buf[0], &got[0], "written over the input")
+	for _, in := range []string{`x`, `"`, `"a`, `"a"b`, `"\u00"`} {
+		_, err := UnquoteInPlace([]byte(in))
+		require.Error(t, err, in)
+	}
+}
+
 func TestInt(t *testing.T) {
 	n, ok := Int([]byte(" 42 "))
 	require.True(t, ok)
@@ -124,6 +151,10 @@ func FuzzMembers(f *testing.F) {
 		}
 
 		s, errU := Unquote(b)
+		inPlace, errIP := UnquoteInPlace(append([]byte(nil), b...))
+		if (errU == nil) != (errIP == nil) || string(inPlace) != string(s) {
+			t.Fatalf("UnquoteInPlace = %q, %v; Unquote %q, %v", inPlace, errIP, s, errU)
+		}
 		var wantS string
 		if jsonErr := json.Unmarshal(b, &wantS); jsonErr == nil && utf8.Valid(b) {
 			if errU != nil || string(s) != wantS {

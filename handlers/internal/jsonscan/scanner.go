@@ -25,6 +25,9 @@ func (s *Scanner) peek() byte {
 // IsString reports whether the next value is a string.
 func (s *Scanner) IsString() bool { return s.peek() == '"' }
 
+// IsObject reports whether the next value is an object.
+func (s *Scanner) IsObject() bool { return s.peek() == '{' }
+
 // IsNull reports whether the next value is null.
 func (s *Scanner) IsNull() bool {
 	return s.peek() == 'n' && len(s.b)-s.i >= 4 && string(s.b[s.i:s.i+4]) == "null"
@@ -70,6 +73,31 @@ func (s *Scanner) Unquote() ([]byte, error) {
 		size = end - 2
 	}
 	out, end, err := appendString(make([]byte, 0, size), b)
+	if err != nil {
+		return nil, err
+	}
+	s.i += end
+	return out, nil
+}
+
+// UnquoteInPlace is Unquote writing the content over the string in the
+// document (see the package function UnquoteInPlace): no allocation, but
+// the document's bytes of that string are overwritten. Only the string
+// just consumed is touched, so the rest of the document still reads.
+func (s *Scanner) UnquoteInPlace() ([]byte, error) {
+	if s.peek() != '"' {
+		return nil, ErrSyntax
+	}
+	b := s.b[s.i:]
+	j := 1
+	for j < len(b) && plainASCII[b[j]] {
+		j++
+	}
+	if j < len(b) && b[j] == '"' {
+		s.i += j + 1
+		return b[1:j], nil
+	}
+	out, end, err := unquoteInto(b[:0], b, true)
 	if err != nil {
 		return nil, err
 	}

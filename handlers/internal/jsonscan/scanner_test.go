@@ -2,6 +2,7 @@ package jsonscan
 
 import (
 	"encoding/json"
+	"maps"
 	"testing"
 	"unicode/utf8"
 
@@ -55,21 +56,34 @@ func FuzzScanner(f *testing.F) {
 	f.Add([]byte(`{"events":"[\"{\\\"k\\\":\\\"v\\\"}\"]"}`))
 	f.Add([]byte(`{}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		got := map[string]string{}
-		sc := NewScanner(b)
-		err := sc.Object(func(k []byte) error {
-			name := string(k)
-			if sc.IsString() {
-				v, err := sc.Unquote()
-				got[name] = "s:" + string(v)
+		scan := func(doc []byte, inPlace bool) (map[string]string, error) {
+			got := map[string]string{}
+			sc := NewScanner(doc)
+			err := sc.Object(func(k []byte) error {
+				name := string(k)
+				if sc.IsString() {
+					unquote := sc.Unquote
+					if inPlace {
+						unquote = sc.UnquoteInPlace
+					}
+					v, err := unquote()
+					got[name] = "s:" + string(v)
+					return err
+				}
+				v, err := sc.Raw()
+				got[name] = "r:" + string(v)
 				return err
+			})
+			if err == nil {
+				err = sc.End()
 			}
-			v, err := sc.Raw()
-			got[name] = "r:" + string(v)
-			return err
-		})
-		if err == nil {
-			err = sc.End()
+			return got, err
+		}
+		got, err := scan(b, false)
+		// Unquoting in place leaves the rest of the document readable.
+		gotIP, errIP := scan(append([]byte(nil), b...), true)
+		if (err == nil) != (errIP == nil) || !maps.Equal(got, gotIP) {
+			t.Fatalf("in place: %q, %v; copying: %q, %v", gotIP, errIP, got, err)
 		}
 		var want map[string]json.RawMessage
 		if !json.Valid(b) || !utf8.Valid(b) || json.Unmarshal(b, &want) != nil {
