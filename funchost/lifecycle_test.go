@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -62,6 +63,27 @@ func TestCloseReportsHandlerStopFailure(t *testing.T) {
 	require.ErrorContains(t, err, "exited with code 3 when asked to stop")
 	require.Equal(t, err, h.Err())
 	require.Equal(t, err, h.Close(), "a second Close returns the same")
+}
+
+// TestHandlerOutputAndLogsOnce: the handler's stdout and an invocation's
+// Logs reach the log once each, under the categories the Functions host
+// uses (Host.Function.Console, Function.<name>.User): the host adds no
+// copy of either.
+func TestHandlerOutputAndLogsOnce(t *testing.T) {
+	app := newFakeApp(t, fakeHostJSON, fakeFunctions())
+	logs := newLogRecorder(t)
+	h, err := Start(t.Context(), app.options(t, Options{Logger: logs.logger()}))
+	require.NoError(t, err)
+	status, _ := do(t, http.MethodPost, h.URL()+"/api/items/7", strings.NewReader("{}"), nil)
+	require.Equal(t, http.StatusCreated, status)
+	require.NoError(t, h.Close()) // every line of output is logged by then
+
+	stdout := containsAll("fakeworker: http envelope for Envelope")
+	require.Equal(t, 1, logs.count(stdout))
+	logs.await(t, "the stdout line's category", containsAll("fakeworker: http envelope for Envelope", "stream=stdout", "category=Host.Function.Console"))
+	entry := containsAll("INFO http envelope for Envelope")
+	require.Equal(t, 1, logs.count(entry))
+	logs.await(t, "the Logs entry's category", containsAll("INFO http envelope for Envelope", "function=Envelope", "invocationId=", "category=Function.Envelope.User"))
 }
 
 // TestHTTPServerFailureStopsHost: when serving fails (here: the caller's
