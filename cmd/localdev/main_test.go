@@ -75,18 +75,13 @@ func TestRun(t *testing.T) {
 			done := make(chan error, 1)
 			go func() { done <- run(ctx, args, getenv, stdout, stderr) }()
 
-			block := stdout.await(t, done, "the try-block", "TwinChangeProcessor logs one line")
-			m := regexp.MustCompile(`curl -s -X POST (http://127\.0\.0\.1:\d+)/api/devices/` + tt.device + `/reboot`).FindStringSubmatch(block)
-			require.NotNil(t, m, "no reboot curl line for %s in:\n%s", tt.device, block)
-			for _, want := range []string{"Prefer: respond-async", m[1] + "/api/reboots", "lastReboot=", "function keys are not checked"} {
-				require.Contains(t, block, want)
-			}
+			appURL := awaitTryBlock(t, stdout, done, tt.device)
 			stderr.await(t, done, "the handler's own output, prefixed", `handler   | time=`)
 			for _, want := range tt.wantStderr {
 				stderr.await(t, done, want, want)
 			}
 
-			resp, err := http.Post(m[1]+"/api/devices/"+tt.device+"/reboot", "application/json", nil)
+			resp, err := http.Post(appURL+"/api/devices/"+tt.device+"/reboot", "application/json", nil)
 			require.NoError(t, err)
 			body, err := io.ReadAll(resp.Body)
 			resp.Body.Close()
@@ -95,16 +90,58 @@ func TestRun(t *testing.T) {
 			require.Contains(t, string(body), "DeviceNotFound", "the handler answered through the hub")
 
 			cancel()
-			select {
-			case err := <-done:
-				require.NoError(t, err)
-			case <-time.After(waitFor):
-				t.Fatal("run did not return after cancel")
-			}
+			awaitReturn(t, done)
 			for _, want := range tt.wantAtExit {
 				require.Contains(t, stderr.String(), want)
 			}
+			requireStopOrder(t, stderr.String(), tt.simulator == fakeSim)
 		})
+	}
+}
+
+// awaitTryBlock waits for the try-block, checks it and returns the
+// function app's URL from its reboot line.
+func awaitTryBlock(t *testing.T, stdout *watchedBuffer, done <-chan error, device string) string {
+	t.Helper()
+	block := stdout.await(t, done, "the try-block", "TwinChangeProcessor logs one line")
+	m := regexp.MustCompile(`curl -s -X POST (http://127\.0\.0\.1:\d+)/api/devices/` + device + `/reboot`).FindStringSubmatch(block)
+	require.NotNil(t, m, "no reboot curl line for %s in:\n%s", device, block)
+	for _, want := range []string{"Prefer: respond-async", m[1] + "/api/reboots", "lastReboot=", "function keys are not checked"} {
+		require.Contains(t, block, want)
+	}
+	return m[1]
+}
+
+// awaitReturn waits for run to return nil after its context ended.
+func awaitReturn(t *testing.T, done <-chan error) {
+	t.Helper()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(waitFor):
+		t.Fatal("run did not return after cancel")
+	}
+}
+
+// requireStopOrder checks that the log says each part stopped, in the
+// reverse order of the start, and then that everything did, with no part
+// waiting out a grace period.
+func requireStopOrder(t *testing.T, log string, simulated bool) {
+	t.Helper()
+	for _, slow := range []string{"killing it", "still in flight", "level=ERROR"} {
+		require.NotContains(t, log, slow)
+	}
+	order := []string{`msg="shutting down"`, `msg="Functions host stopped" component=funchost took=`,
+		`msg="local IoT Hub stopped" component=localhub took=`, `msg="local system stopped" took=`}
+	if simulated {
+		order = append([]string{order[0], `msg="device simulator stopped" took=`}, order[1:]...)
+	}
+	at := 0
+	for _, line := range order {
+		require.Equal(t, 1, strings.Count(log, line), "once: %s", line)
+		i := strings.Index(log, line)
+		require.Greater(t, i, at, "%s comes after the previous stop line", line)
+		at = i
 	}
 }
 
