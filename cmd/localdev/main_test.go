@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -252,4 +254,53 @@ func (w *watchedBuffer) await(t *testing.T, done <-chan error, what, marker stri
 			t.Fatalf("no %s within %s", what, waitFor)
 		}
 	}
+}
+
+// TestMakeRunKnobs: `make run KNOB=value` hands every localdev flag to
+// localdev as LOCALDEV_KNOB, quoted for the shell, and leaves knobs that
+// are only in make's environment out.
+func TestMakeRunKnobs(t *testing.T) {
+	mk, err := exec.LookPath("make")
+	if err != nil {
+		t.Skip("make is not installed: the Makefile's run target is not checked")
+	}
+	args := []string{"-n", "-s", "-C", funchosttest.RepoRoot(t), "run"}
+	var want []string
+	for _, name := range localdevFlags(t) {
+		knob := strings.TrimPrefix(envKey(name), "LOCALDEV_")
+		value := "v " + name + " it's"
+		args = append(args, knob+"="+value)
+		want = append(want, envKey(name)+"='v "+name+" it'\\''s'")
+	}
+	cmd := exec.Command(mk, args...)
+	cmd.Env = append(os.Environ(), "HOSTNAME=from-the-shell")
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	last := lines[len(lines)-1]
+	require.True(t, strings.HasSuffix(last, "bin/localdev"), "the last command starts localdev: %s", last)
+	for _, w := range want {
+		require.Contains(t, last, w)
+	}
+
+	cmd = exec.Command(mk, "-n", "-s", "-C", funchosttest.RepoRoot(t), "run")
+	cmd.Env = append(os.Environ(), "HOSTNAME=from-the-shell", "DEVICES=9")
+	out, err = cmd.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	require.NotContains(t, string(out), "LOCALDEV_", "knobs only in the environment are not passed")
+}
+
+// localdevFlags lists localdev's flag names.
+func localdevFlags(t *testing.T) []string {
+	t.Helper()
+	var stderr bytes.Buffer
+	_, err := loadConfig([]string{"-h"}, func(string) string { return "" }, &stderr)
+	require.ErrorIs(t, err, flag.ErrHelp)
+	names := regexp.MustCompile(`(?m)^  -([a-z-]+)`).FindAllStringSubmatch(stderr.String(), -1)
+	require.NotEmpty(t, names)
+	var out []string
+	for _, n := range names {
+		out = append(out, n[1])
+	}
+	return out
 }
