@@ -20,7 +20,8 @@ run: build
 # are passed: an unrelated HOSTNAME or PREFIX in the environment is not, while
 # LOCALDEV_* variables in the environment reach localdev as they are.
 LOCALDEV_KNOBS := DATA_DIR HOSTNAME MQTT_ADDR HTTPS_ADDR HTTP_ADDR SCRIPT_ROOT SIMULATOR DEVICES PREFIX LOG_LEVEL
-localdev_env = $(foreach k,$(LOCALDEV_KNOBS),$(if $(filter command line,$(origin $(k))),LOCALDEV_$(k)=$(call shell_quote,$($(k)))))
+localdev_knobs_given = $(foreach k,$(LOCALDEV_KNOBS),$(if $(filter command line,$(origin $(k))),$(k)))
+localdev_env = $(foreach k,$(localdev_knobs_given),LOCALDEV_$(k)=$(call shell_quote,$($(k))))
 shell_quote = '$(subst ','\'',$(1))'
 
 ## test: every test in both modules, with the race detector (fuzz seed corpora included)

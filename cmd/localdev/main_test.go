@@ -414,7 +414,7 @@ func TestMakeRunKnobs(t *testing.T) {
 		want = append(want, envKey(name)+"='v "+name+" it'\\''s'")
 	}
 	cmd := exec.Command(mk, args...)
-	cmd.Env = append(os.Environ(), "HOSTNAME=from-the-shell")
+	cmd.Env = append(environWithoutMake(), "HOSTNAME=from-the-shell")
 	out, err := cmd.CombinedOutput()
 	require.NoError(t, err, "%s", out)
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
@@ -425,10 +425,25 @@ func TestMakeRunKnobs(t *testing.T) {
 	}
 
 	cmd = exec.Command(mk, "-n", "-s", "-C", funchosttest.RepoRoot(t), "run")
-	cmd.Env = append(os.Environ(), "HOSTNAME=from-the-shell", "DEVICES=9")
+	cmd.Env = append(environWithoutMake(), "HOSTNAME=from-the-shell", "DEVICES=9")
 	out, err = cmd.CombinedOutput()
 	require.NoError(t, err, "%s", out)
 	require.NotContains(t, string(out), "LOCALDEV_", "knobs only in the environment are not passed")
+}
+
+// environWithoutMake is the environment without what a make running the
+// tests (make test) passes to its children, command-line variables
+// included, which would reach the make under test.
+func environWithoutMake() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		switch k, _, _ := strings.Cut(kv, "="); k {
+		case "MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES":
+		default:
+			env = append(env, kv)
+		}
+	}
+	return env
 }
 
 // localdevFlags lists localdev's flag names.
