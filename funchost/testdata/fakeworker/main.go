@@ -115,12 +115,13 @@ func main() {
 		fmt.Fprintln(os.Stderr, "fakeworker:", err)
 		os.Exit(1)
 	}
+	// SIGTERM is caught before the host can see the worker ready.
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+	defer stop()
 	fmt.Println("fakeworker: listening on port", port)
 	srv := &http.Server{Handler: mux}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
-	defer stop()
 	select {
 	case err := <-served:
 		fmt.Fprintln(os.Stderr, "fakeworker:", err)
