@@ -10,9 +10,19 @@ FUNCTIONS := $(wildcard functions/*/function.json)
 
 .PHONY: run test build bench fuzz package conformance-node clean
 
-## run: start the local system (hub, function app under the local host, simulated devices) and print what to try
+## run: start the local system (hub, function app under the local host, simulated devices) and print what to try;
+## knobs on the command line, one per localdev flag: make run DEVICES=25 PREFIX=dev- HTTP_ADDR=127.0.0.1:7072
 run: build
-	$(BIN)/localdev
+	$(localdev_env) $(BIN)/localdev
+
+# run's knobs: KNOB=value on make's command line becomes LOCALDEV_KNOB for
+# localdev (bin/localdev -h lists them). Only knobs given on the command line
+# are passed: an unrelated HOSTNAME or PREFIX in the environment is not, while
+# LOCALDEV_* variables in the environment reach localdev as they are.
+LOCALDEV_KNOBS := DATA_DIR HOSTNAME MQTT_ADDR HTTPS_ADDR HTTP_ADDR SCRIPT_ROOT SIMULATOR DEVICES PREFIX LOG_LEVEL
+localdev_knobs_given = $(foreach k,$(LOCALDEV_KNOBS),$(if $(filter command line,$(origin $(k))),$(k)))
+localdev_env = $(foreach k,$(localdev_knobs_given),LOCALDEV_$(k)=$(call shell_quote,$($(k))))
+shell_quote = '$(subst ','\'',$(1))'
 
 ## test: every test in both modules, with the race detector (fuzz seed corpora included)
 test:

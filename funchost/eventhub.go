@@ -21,8 +21,9 @@ type EventSource interface {
 
 // startConsumers starts one consumer per partition for an Event Hubs
 // function, each at host.json's initial offset (checkpoints live in
-// memory, so every start is a start without a checkpoint).
-func (h *Host) startConsumers(fn *function) error {
+// memory, so every start is a start without a checkpoint), running until
+// ctx ends.
+func (h *Host) startConsumers(ctx context.Context, fn *function) error {
 	t := fn.eventHub
 	n := h.events.PartitionCount()
 	starts := make([]int64, n)
@@ -40,7 +41,7 @@ func (h *Host) startConsumers(fn *function) error {
 			ConsumerGroup:           t.consumerGroup,
 			PartitionID:             strconv.Itoa(p),
 		}
-		h.consumers.Go(func() { h.consume(h.ctx, fn, pc, p, starts[p]) })
+		h.consumers.Go(func() { h.consume(ctx, fn, pc, p, starts[p]) })
 	}
 	h.logger.Info("event hub listener started", "function", fn.name, "eventHub", t.eventHubName,
 		"consumerGroup", t.consumerGroup, "partitions", n, "initialOffset", h.cfg.eventHubs.initialName,

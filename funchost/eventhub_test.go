@@ -47,7 +47,7 @@ func TestEventHubRetry(t *testing.T) {
 	settings := ehSettings()
 	settings["FAKEWORKER_FAIL_FIRST"] = "3"
 	logs := newLogRecorder(t)
-	startHost(t, Options{ScriptRoot: app.root, Settings: settings, Events: src, Logger: logs.logger()})
+	app.start(t, Options{Settings: settings, Events: src, Logger: logs.logger()})
 
 	logs.await(t, "the give-up line", containsAll("retries exhausted: the batch is checkpointed anyway"))
 	attempts := logs.awaitN(t, "three attempts", 3, containsAll("fakeworker: envelope", "sequenceNumbers=[0,1]"))
@@ -75,7 +75,7 @@ func TestEventHubOneAndInitialOffset(t *testing.T) {
 	src := newFakeSource(2)
 	src.append(0, localhub.Event{DeviceID: "d", Body: []byte("before start")})
 	logs := newLogRecorder(t)
-	startHost(t, Options{ScriptRoot: app.root, Settings: ehSettings(), Events: src, Logger: logs.logger()})
+	app.start(t, Options{Settings: ehSettings(), Events: src, Logger: logs.logger()})
 
 	src.append(0, localhub.Event{DeviceID: "d", Body: []byte("x")})
 	src.append(0, localhub.Event{DeviceID: "d", Body: []byte("y")})
@@ -90,7 +90,7 @@ func TestEventHubOneAndInitialOffset(t *testing.T) {
 func TestEventHubWithoutSource(t *testing.T) {
 	app := newFakeApp(t, fakeHostJSON, map[string]string{"Events": ehFunction("many", ""), "Info": infoFunction})
 	logs := newLogRecorder(t)
-	startHost(t, Options{ScriptRoot: app.root, Settings: ehSettings(), Logger: logs.logger()})
+	app.start(t, Options{Settings: ehSettings(), Logger: logs.logger()})
 	logs.await(t, "the not-started line", containsAll("no event source: the Event Hubs listener is not started", "function=Events"))
 }
 

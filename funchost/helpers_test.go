@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -141,14 +143,23 @@ func (h *recordingHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
 
 func (h *recordingHandler) WithGroup(string) slog.Handler { return h }
 
-// startHost starts a host and closes it in t.Cleanup.
+// startHost starts a host and closes it in t.Cleanup, where Close must
+// not fail beyond what Err already said (a host that stopped by itself).
 func startHost(t testing.TB, opts Options) *Host {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), awaitTimeout)
 	defer cancel()
 	h, err := Start(ctx, opts)
 	require.NoError(t, err)
-	t.Cleanup(func() { require.NoError(t, h.Close()) })
+	t.Cleanup(func() {
+		before := h.Err()
+		err := h.Close()
+		if before == nil {
+			require.NoError(t, err, "Close")
+		} else {
+			require.EqualError(t, err, before.Error(), "Close adds nothing to why the host stopped")
+		}
+	})
 	return h
 }
 
@@ -157,18 +168,75 @@ type fakeApp struct {
 	root string
 }
 
-// newFakeApp builds the fake worker into a new script root with hostJSON
+// newFakeApp links the fake worker into a new script root with hostJSON
 // and the given functions (folder name -> function.json).
 func newFakeApp(t testing.TB, hostJSON string, functions map[string]string) fakeApp {
 	t.Helper()
 	root := t.TempDir()
-	funchosttest.Build(t, funchosttest.RepoRoot(t), "./funchost/testdata/fakeworker", filepath.Join(root, "fakeworker"))
+	require.NoError(t, os.Symlink(fakeWorkerPath(t), filepath.Join(root, "fakeworker")))
 	require.NoError(t, os.MkdirAll(filepath.Join(root, "work"), 0o755))
 	write(t, filepath.Join(root, "host.json"), hostJSON)
 	for name, fj := range functions {
 		write(t, filepath.Join(root, name, "function.json"), fj)
 	}
 	return fakeApp{root: root}
+}
+
+// options completes opts for a host of the app: its script root, and a
+// pre-bound loopback socket the fake worker inherits and serves on
+// instead of the port the host picks, so that no test depends on a port
+// staying free between the host picking it and the worker binding it.
+func (a fakeApp) options(t testing.TB, opts Options) Options {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { ln.Close() })
+	opts.ScriptRoot = a.root
+	opts.handlerListener = ln.(*net.TCPListener)
+	s := maps.Clone(opts.Settings)
+	if s == nil {
+		s = map[string]string{}
+	}
+	s["FAKEWORKER_LISTEN_FD"] = "3" // the first of exec.Cmd.ExtraFiles
+	opts.Settings = s
+	return opts
+}
+
+// start starts a host of the app (see startHost).
+func (a fakeApp) start(t testing.TB, opts Options) *Host {
+	t.Helper()
+	return startHost(t, a.options(t, opts))
+}
+
+// fakeWorker is the fake worker built once for the test binary.
+var fakeWorker struct {
+	once sync.Once
+	dir  string
+	path string
+}
+
+func fakeWorkerPath(t testing.TB) string {
+	t.Helper()
+	fakeWorker.once.Do(func() {
+		dir, err := os.MkdirTemp("", "funchost-fakeworker")
+		require.NoError(t, err)
+		fakeWorker.dir = dir
+		out := filepath.Join(dir, "fakeworker")
+		funchosttest.Build(t, funchosttest.RepoRoot(t), "./funchost/testdata/fakeworker", out)
+		fakeWorker.path = out
+	})
+	if fakeWorker.path == "" {
+		t.Fatal("the fake worker did not build (see the first test that needed it)")
+	}
+	return fakeWorker.path
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if fakeWorker.dir != "" {
+		os.RemoveAll(fakeWorker.dir)
+	}
+	os.Exit(code)
 }
 
 func write(t testing.TB, path, content string) {

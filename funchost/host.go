@@ -25,6 +25,9 @@ type Options struct {
 	Settings map[string]string
 	// HTTPAddr is where the HTTP triggers are served. Default 127.0.0.1:0.
 	HTTPAddr string
+	// Listener, when set, is where the HTTP triggers are served instead
+	// of HTTPAddr (a socket bound by the caller). Close closes it.
+	Listener net.Listener
 	// Events feeds every eventHubTrigger. Nil: such functions are not
 	// started (a log line says so).
 	Events EventSource
@@ -33,9 +36,14 @@ type Options struct {
 	// an invocation's Logs (Info, with the function name), and one line
 	// per invocation. Nil discards them.
 	Logger *slog.Logger
+
+	// handlerListener, for this package's tests, is a bound socket every
+	// handler process inherits as fd 3 (see worker.listener).
+	handlerListener *net.TCPListener
 }
 
-// Host is a running local Functions host.
+// Host is a running local Functions host. Start runs it; Close stops it
+// and waits for everything it started.
 type Host struct {
 	cfg     hostConfig
 	fns     []*function
@@ -47,20 +55,34 @@ type Host struct {
 	url     string
 	srv     *http.Server
 
-	ctx       context.Context // the host's lifetime: cancelled by Close
-	cancel    context.CancelFunc
-	consumers sync.WaitGroup
+	// Close stops the parts in order: HTTP server, Event Hubs listeners,
+	// handler process. Each part's goroutines are joined before the next
+	// part stops.
+	stopListeners context.CancelFunc
+	consumers     sync.WaitGroup
+	stopWorker    context.CancelFunc
+	workerDone    chan struct{}  // closed when the supervisor returned
+	serving       sync.WaitGroup // the HTTP server's Serve
+	requests      requestTracker
 
-	done      chan struct{}
+	done      chan struct{} // closed when the host stops for good
 	doneOnce  sync.Once
 	mu        sync.Mutex
-	err       error
+	err       error // why the host stopped, or what went wrong stopping it
 	closeOnce sync.Once
 }
 
+// Timeouts of Close.
+const (
+	// httpStopGrace is how long requests in flight may take to finish
+	// before their connections are closed.
+	httpStopGrace = 2 * time.Second
+)
+
 // Start indexes the functions of opts.ScriptRoot, starts the handler and
 // waits until it answers HTTP, then serves the HTTP triggers and starts
-// the Event Hubs listeners. ctx bounds start-up, readiness included.
+// the Event Hubs listeners. ctx bounds start-up, readiness included; the
+// host then runs until Close.
 func Start(ctx context.Context, opts Options) (*Host, error) {
 	logger := opts.Logger
 	if logger == nil {
@@ -86,44 +108,62 @@ func Start(ctx context.Context, opts Options) (*Host, error) {
 		logger.Error("function not loaded", "err", e)
 	}
 
-	addr := opts.HTTPAddr
-	if addr == "" {
-		addr = "127.0.0.1:0"
-	}
-	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("funchost: listen: %w", err)
-	}
-
 	w := newWorker(root, cfg.handler, s, logger)
-	h := &Host{
-		cfg:     cfg,
-		fns:     fns,
-		routes:  newRouteTable(cfg.routePrefix, fns),
-		worker:  w,
-		invoker: &invoker{worker: w, client: newInvocationClient(cfg.functionTimeout), logger: logger},
-		events:  opts.Events,
-		logger:  logger,
-		url:     "http://" + ln.Addr().String(),
-		done:    make(chan struct{}),
+	if opts.handlerListener != nil {
+		if err := w.inherit(opts.handlerListener); err != nil {
+			return nil, fmt.Errorf("funchost: %w", err)
+		}
 	}
-	h.ctx, h.cancel = context.WithCancel(context.Background())
-	logger.Info("starting the Functions host", "scriptRoot", root, "hostVersion", HostVersion)
-	go w.run(h.ctx)
+	ln := opts.Listener
+	if ln == nil {
+		addr := opts.HTTPAddr
+		if addr == "" {
+			addr = "127.0.0.1:0"
+		}
+		var lc net.ListenConfig
+		if ln, err = lc.Listen(ctx, "tcp", addr); err != nil {
+			return nil, fmt.Errorf("funchost: listen: %w", err)
+		}
+	}
 
+	h := &Host{
+		cfg:        cfg,
+		fns:        fns,
+		routes:     newRouteTable(cfg.routePrefix, fns),
+		worker:     w,
+		invoker:    &invoker{worker: w, client: newInvocationClient(cfg.functionTimeout), logger: logger},
+		events:     opts.Events,
+		logger:     logger,
+		url:        "http://" + ln.Addr().String(),
+		workerDone: make(chan struct{}),
+		done:       make(chan struct{}),
+	}
+	logger.Info("starting the Functions host", "scriptRoot", root, "hostVersion", HostVersion)
+	workerCtx, stopWorker := context.WithCancel(context.Background())
+	h.stopWorker = stopWorker
+	go func() {
+		defer close(h.workerDone)
+		if err := w.run(workerCtx); err != nil {
+			h.fail(err)
+		}
+	}()
+
+	ready := false
 	select {
 	case <-w.ready:
-	case <-w.stopped:
-		err = w.err
+		ready = true
+	case <-h.workerDone:
 	case <-ctx.Done():
-		err = fmt.Errorf("waiting for the custom handler to answer: %w", ctx.Err())
 	}
-	if err != nil {
-		h.cancel()
-		<-w.stopped
+	if !ready {
+		stopWorker()
+		<-h.workerDone
 		ln.Close()
-		return nil, fmt.Errorf("funchost: %w", err)
+		err := h.Err() // why the supervisor gave up, or what stopping it met
+		if ctx.Err() != nil {
+			err = errors.Join(fmt.Errorf("funchost: waiting for the custom handler to answer: %w", ctx.Err()), err)
+		}
+		return nil, err
 	}
 
 	h.srv = &http.Server{
@@ -131,23 +171,33 @@ func Start(ctx context.Context, opts Options) (*Host, error) {
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
 	}
-	go func() {
-		if err := h.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			logger.Error("HTTP server stopped", "err", err)
+	h.serving.Go(func() {
+		if err := h.srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			logger.Error("HTTP server failed; the host stops", "err", err)
+			h.fail(fmt.Errorf("funchost: HTTP server: %w", err))
 		}
-	}()
-	if err := h.startListeners(); err != nil {
-		h.Close()
-		return nil, fmt.Errorf("funchost: %w", err)
+	})
+	listenersCtx, stopListeners := context.WithCancel(context.Background())
+	h.stopListeners = stopListeners
+	if err := h.startListeners(listenersCtx); err != nil {
+		return nil, errors.Join(fmt.Errorf("funchost: %w", err), h.Close())
 	}
-	go h.watchWorker()
 	h.logFunctions()
 	logger.Info("Functions host started", "url", h.url)
 	return h, nil
 }
 
-// startListeners starts the Event Hubs consumers.
-func (h *Host) startListeners() error {
+// fail records why the host stopped (or what went wrong stopping it) and
+// marks it done.
+func (h *Host) fail(err error) {
+	h.mu.Lock()
+	h.err = errors.Join(h.err, err)
+	h.mu.Unlock()
+	h.doneOnce.Do(func() { close(h.done) })
+}
+
+// startListeners starts the Event Hubs consumers, which run until ctx ends.
+func (h *Host) startListeners(ctx context.Context) error {
 	for _, fn := range h.fns {
 		switch {
 		case fn.eventHub == nil && !fn.trigger.is(typeEventHubTrigger):
@@ -158,24 +208,12 @@ func (h *Host) startListeners() error {
 			if fn.eventHub.untypedMany {
 				h.logger.Warn("cardinality many without dataType: the host's encoding is unverified; events are sent as strings", "function", fn.name)
 			}
-			if err := h.startConsumers(fn); err != nil {
+			if err := h.startConsumers(ctx, fn); err != nil {
 				return err
 			}
 		}
 	}
 	return nil
-}
-
-// watchWorker ends the host when the handler supervisor gives up.
-func (h *Host) watchWorker() {
-	<-h.worker.stopped
-	if h.ctx.Err() != nil {
-		return // Close stopped it
-	}
-	h.mu.Lock()
-	h.err = h.worker.err
-	h.mu.Unlock()
-	h.doneOnce.Do(func() { close(h.done) })
 }
 
 // logFunctions lists the functions the way func start does, and says
@@ -220,33 +258,81 @@ func (h *Host) URL() string { return h.url }
 
 // Done is closed when the host stops for good: Close, or the handler
 // failing three times within 30 minutes, or exiting with code 0 (the
-// Functions host then stops, or stops invoking it).
+// Functions host then stops, or stops invoking it), or the HTTP server
+// failing.
 func (h *Host) Done() <-chan struct{} { return h.done }
 
-// Err says why the host stopped by itself; nil while it runs and after
-// Close.
+// Err says why the host stopped by itself, and what went wrong stopping
+// it; nil while it runs and after a clean Close.
 func (h *Host) Err() error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.err
 }
 
-// Close stops serving, stops the listeners and then the handler process.
-// Safe to call twice.
+// Close stops the host in order and waits for every part: the HTTP server
+// (requests in flight get httpStopGrace to finish, since they need the
+// handler), then the Event Hubs listeners (invocations in flight are
+// cancelled; checkpoints live in memory, so nothing is lost that a
+// restart would keep), then the handler process. It returns Err: why the
+// host stopped by itself, if it did, and what went wrong stopping it.
+// Safe to call more than once.
 func (h *Host) Close() error {
 	h.closeOnce.Do(func() {
+		start := time.Now()
 		if h.srv != nil {
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), httpStopGrace)
 			if err := h.srv.Shutdown(ctx); err != nil {
-				h.srv.Close()
+				h.logger.Warn("HTTP requests still in flight when stopping; closing their connections", "grace", httpStopGrace)
+				if err := h.srv.Close(); err != nil {
+					h.fail(fmt.Errorf("funchost: close the HTTP server: %w", err))
+				}
 			}
 			cancel()
+			h.serving.Wait()
 		}
-		h.cancel()
-		h.consumers.Wait()
-		<-h.worker.stopped
+		if h.stopListeners != nil {
+			h.stopListeners()
+			h.consumers.Wait()
+		}
+		// A connection the host dialled and never used counts as active
+		// for the handler's http.Server.Shutdown for five seconds: close
+		// them all so the handler can stop at once.
+		h.invoker.client.CloseIdleConnections()
+		h.stopWorker()
+		<-h.workerDone
+		// Requests cut off above end once the handler is gone.
+		h.requests.closeAndWait()
 		h.doneOnce.Do(func() { close(h.done) })
-		h.logger.Info("Functions host stopped")
+		h.logger.Info("Functions host stopped", "took", time.Since(start).Round(time.Millisecond))
 	})
-	return nil
+	return h.Err()
+}
+
+// requestTracker counts HTTP requests being served so Close can wait for
+// them; once closed it admits none.
+type requestTracker struct {
+	mu     sync.Mutex
+	closed bool
+	wg     sync.WaitGroup
+}
+
+// begin admits a request; the caller calls end when it is done.
+func (t *requestTracker) begin() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return false
+	}
+	t.wg.Add(1)
+	return true
+}
+
+func (t *requestTracker) end() { t.wg.Done() }
+
+func (t *requestTracker) closeAndWait() {
+	t.mu.Lock()
+	t.closed = true
+	t.mu.Unlock()
+	t.wg.Wait()
 }

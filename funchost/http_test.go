@@ -27,7 +27,7 @@ type echoed struct {
 // body only with Content-Length > 0, and the handler's answer as-is.
 func TestForwarding(t *testing.T) {
 	app := newFakeApp(t, fakeHostJSON, fakeFunctions())
-	h := startHost(t, Options{ScriptRoot: app.root})
+	h := app.start(t, Options{})
 	u, err := url.Parse(h.URL())
 	require.NoError(t, err)
 
@@ -70,7 +70,7 @@ func TestForwarding(t *testing.T) {
 func TestHTTPEnvelope(t *testing.T) {
 	app := newFakeApp(t, fakeHostJSON, fakeFunctions())
 	logs := newLogRecorder(t)
-	h := startHost(t, Options{ScriptRoot: app.root, Logger: logs.logger()})
+	h := app.start(t, Options{Logger: logs.logger()})
 
 	resp, err := http.Post(h.URL()+"/api/items/42?force=true&code=secret", "application/json", strings.NewReader(`{"delay":5}`))
 	require.NoError(t, err)
@@ -130,7 +130,7 @@ func TestDisabled(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.value, func(t *testing.T) {
-			h := startHost(t, Options{ScriptRoot: app.root, Settings: map[string]string{"AzureWebJobs.Info.Disabled": tt.value}})
+			h := app.start(t, Options{Settings: map[string]string{"AzureWebJobs.Info.Disabled": tt.value}})
 			status, _ := do(t, http.MethodGet, h.URL()+"/api/info", nil, nil)
 			require.Equal(t, tt.wantStatus, status)
 			status, _ = do(t, http.MethodGet, h.URL()+"/api/echo/1/x", nil, nil)
@@ -143,7 +143,7 @@ func TestDisabled(t *testing.T) {
 // route prefix are 404; / is the landing page.
 func TestNotFound(t *testing.T) {
 	app := newFakeApp(t, fakeHostJSON, fakeFunctions())
-	h := startHost(t, Options{ScriptRoot: app.root})
+	h := app.start(t, Options{})
 	tests := []struct {
 		method, path string
 		want         int

@@ -16,6 +16,11 @@ const landingPage = `<!DOCTYPE html><html><head><title>Your Functions 4.0 app is
 // enabled HTTP function. Function keys are not checked, as `func start`
 // does not check them either.
 func (h *Host) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !h.requests.begin() {
+		w.WriteHeader(http.StatusServiceUnavailable) // the host is stopping
+		return
+	}
+	defer h.requests.end()
 	fn, params, ok := h.routes.match(r.Method, r.URL.EscapedPath())
 	if !ok {
 		if r.URL.Path == "/" && (r.Method == http.MethodGet || r.Method == http.MethodHead) {

@@ -107,12 +107,15 @@ func (inv *invoker) invoke(ctx context.Context, fn *function, invocationID strin
 	return res, nil
 }
 
-// logInvocationLogs logs each entry of Logs at Information against the
-// invocation, as ProcessLogsFromHttpResponse does.
+// logInvocationLogs logs each entry of Logs once, at Information, against
+// the invocation, as ProcessLogsFromHttpResponse does. The host logs the
+// handler's stdout as well, under its own category: a handler that writes
+// a line to both shows it twice, under func start and in Azure alike.
 func (inv *invoker) logInvocationLogs(ctx context.Context, fn *function, invocationID string, res invocationResult) {
+	category := functionUserCategory(fn.name)
 	for _, l := range res.Logs {
 		inv.logger.LogAttrs(ctx, slog.LevelInfo, scalarString(l),
-			slog.String("function", fn.name), slog.String("invocationId", invocationID))
+			slog.String("function", fn.name), slog.String("invocationId", invocationID), slog.String("category", category))
 	}
 }
 

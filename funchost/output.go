@@ -7,6 +7,20 @@ import (
 	"strings"
 )
 
+// Log categories of the Functions host, logged as "category" so that a
+// reader knows where each line lands in Azure: both are user logs, shown
+// by func start and sent to Application Insights, but only the
+// invocation's Logs carry its invocation id there.
+const (
+	// categoryConsole is the handler's stdout and stderr
+	// (WorkerConstants.ConsoleLogCategoryName, WorkerConsoleLogService).
+	categoryConsole = "Host.Function.Console"
+)
+
+// functionUserCategory is the category of an invocation's Logs entries:
+// the function's user logger (LogCategories.CreateFunctionUserCategory).
+func functionUserCategory(function string) string { return "Function." + function + ".User" }
+
 // maxLogLine bounds one logged line of handler output; longer lines are
 // logged in pieces.
 const maxLogLine = 64 << 10
@@ -70,5 +84,6 @@ func (l *lineLogger) emit(line []byte) {
 			level = slog.LevelWarn
 		}
 	}
-	l.logger.LogAttrs(context.Background(), level, s, slog.String("source", "handler"), slog.String("stream", stream))
+	l.logger.LogAttrs(context.Background(), level, s,
+		slog.String("source", "handler"), slog.String("stream", stream), slog.String("category", categoryConsole))
 }

@@ -1,6 +1,7 @@
 package funchost
 
 import (
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -52,18 +53,32 @@ func TestLineLogger(t *testing.T) {
 	})
 }
 
-// TestAwaitReady: any HTTP answer, a 404 included, means ready (§1.4).
+// TestAwaitReady: any HTTP answer, a 404 included, means ready (§1.4); a
+// socket that takes connections and never answers HTTP is not.
 func TestAwaitReady(t *testing.T) {
 	srv := httptest.NewServer(http.NotFoundHandler())
 	defer srv.Close()
 	w := newWorker(t.TempDir(), handlerConfig{initTimeout: 5 * time.Second}, settings{}, newLogRecorder(t).logger())
 	require.NoError(t, w.awaitReady(t.Context(), srv.URL, make(chan struct{})))
 
+	mute, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer mute.Close()
+	go func() {
+		for {
+			c, err := mute.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	muteURL := "http://" + mute.Addr().String()
 	w.cfg.initTimeout = 100 * time.Millisecond
-	srv.Close()
-	require.ErrorContains(t, w.awaitReady(t.Context(), srv.URL, make(chan struct{})), "timed out")
+	require.ErrorContains(t, w.awaitReady(t.Context(), muteURL, make(chan struct{})), "timed out")
 
 	exited := make(chan struct{})
 	close(exited)
-	require.ErrorIs(t, w.awaitReady(t.Context(), srv.URL, exited), errExitedEarly)
+	w.cfg.initTimeout = time.Minute
+	require.ErrorIs(t, w.awaitReady(t.Context(), muteURL, exited), errExitedEarly)
 }

@@ -38,25 +38,42 @@ type worker struct {
 	env    settings // the app settings; the per-process variables are added per start
 	logger *slog.Logger
 	ping   *http.Client
+	// listener, when set, is a bound socket every process inherits as fd 3
+	// instead of binding FUNCTIONS_CUSTOMHANDLER_PORT itself: the tests'
+	// fake handler serves on it, so no test depends on a port staying free
+	// between the host choosing it and the handler binding it.
+	listener *os.File
+	port     func() (int, error)
 
 	mu   sync.Mutex
 	base string // http://127.0.0.1:port of the ready process; "" when none is
 
-	ready   chan struct{} // closed when a process first became ready
-	stopped chan struct{} // closed when the supervisor ends
-	err     error         // why it ended; read after stopped is closed
+	ready chan struct{} // closed when a process first became ready
 }
 
 func newWorker(root string, cfg handlerConfig, env settings, logger *slog.Logger) *worker {
-	return &worker{
-		root:    root,
-		cfg:     cfg,
-		env:     env,
-		logger:  logger,
-		ping:    &http.Client{Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}, Timeout: 2 * time.Second},
-		ready:   make(chan struct{}),
-		stopped: make(chan struct{}),
+	w := &worker{
+		root:   root,
+		cfg:    cfg,
+		env:    env,
+		logger: logger,
+		ping:   &http.Client{Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}, Timeout: 2 * time.Second},
+		ready:  make(chan struct{}),
 	}
+	w.port = w.unusedPort
+	return w
+}
+
+// inherit makes every handler process serve on ln (see worker.listener).
+func (w *worker) inherit(ln *net.TCPListener) error {
+	f, err := ln.File()
+	if err != nil {
+		return fmt.Errorf("pass the handler listener: %w", err)
+	}
+	w.listener = f
+	port := ln.Addr().(*net.TCPAddr).Port
+	w.port = func() (int, error) { return port, nil }
+	return nil
 }
 
 // baseURL is the running handler's address, or "" while none is ready.
@@ -72,10 +89,13 @@ func (w *worker) setBase(u string) {
 	w.mu.Unlock()
 }
 
-// run supervises processes until ctx ends (then the process is stopped
-// and run returns nil) or the host would give up.
-func (w *worker) run(ctx context.Context) {
-	defer close(w.stopped)
+// run supervises processes until ctx ends or the host would give up. When
+// ctx ends it stops the process and returns what went wrong doing so (nil
+// for a clean stop); when it gives up it returns why.
+func (w *worker) run(ctx context.Context) error {
+	if w.listener != nil {
+		defer w.listener.Close()
+	}
 	var failures []time.Time
 	firstReady := false
 	for {
@@ -86,15 +106,14 @@ func (w *worker) run(ctx context.Context) {
 			}
 		})
 		if ctx.Err() != nil {
-			return
+			return err
 		}
 		switch {
 		case err == nil && exit == 0:
 			// The host closes the channel and does not restart it:
 			// invocations fail until the host itself restarts.
 			w.logger.Error("custom handler exited with code 0; it is not restarted (as in the Functions host), so invocations fail until the host restarts")
-			w.err = errors.New("funchost: the custom handler exited with code 0")
-			return
+			return errors.New("funchost: the custom handler exited with code 0")
 		case err == nil && exit == restartExitCode:
 			w.logger.Info("custom handler exited with code 200 (intentional restart); restarting it")
 			continue
@@ -108,8 +127,7 @@ func (w *worker) run(ctx context.Context) {
 		}
 		if len(failures) >= maxWorkerErrors {
 			w.logger.Error("custom handler failed too often; stopping the host", "err", err, "failures", len(failures), "window", workerErrorWindow)
-			w.err = fmt.Errorf("funchost: the custom handler failed %d times within %s; last: %w", len(failures), workerErrorWindow, err)
-			return
+			return fmt.Errorf("funchost: the custom handler failed %d times within %s; last: %w", len(failures), workerErrorWindow, err)
 		}
 		w.logger.Error("custom handler failed; restarting it", "err", err, "failures", len(failures))
 	}
@@ -117,7 +135,8 @@ func (w *worker) run(ctx context.Context) {
 
 // runOnce starts one process, waits for it to be ready (calling onReady)
 // and then for it to exit. It returns the exit code, or an error when the
-// process could not start or never became ready.
+// process could not start or never became ready. When ctx ends it stops
+// the process and returns only what went wrong stopping it.
 func (w *worker) runOnce(ctx context.Context, onReady func()) (int, error) {
 	port, err := w.port()
 	if err != nil {
@@ -133,10 +152,13 @@ func (w *worker) runOnce(ctx context.Context, onReady func()) (int, error) {
 	if err := cmd.Start(); err != nil {
 		return 0, fmt.Errorf("start custom handler %s: %w", cmd.Path, err)
 	}
-	w.logger.Info("custom handler started", "path", cmd.Path, "pid", cmd.Process.Pid, "port", port)
+	pid := cmd.Process.Pid
+	w.logger.Info("custom handler started", "path", cmd.Path, "pid", pid, "port", port)
 	exited := make(chan struct{})
 	var waitErr error
 	go func() {
+		// Wait returns once the output is copied, so every line is logged
+		// before exited is closed.
 		waitErr = cmd.Wait()
 		stdout.flush()
 		stderr.flush()
@@ -147,7 +169,7 @@ func (w *worker) runOnce(ctx context.Context, onReady func()) (int, error) {
 	readyErr := w.awaitReady(ctx, base, exited)
 	if readyErr == nil {
 		w.setBase(base)
-		w.logger.Info("custom handler is ready", "pid", cmd.Process.Pid, "url", base)
+		w.logger.Info("custom handler is ready", "pid", pid, "url", base)
 		onReady()
 		select {
 		case <-exited:
@@ -155,13 +177,20 @@ func (w *worker) runOnce(ctx context.Context, onReady func()) (int, error) {
 		}
 	}
 	w.setBase("")
+	var stopErr error
 	select {
 	case <-exited:
 	default:
-		w.stop(cmd, exited)
+		stopErr = w.stop(cmd, exited)
 	}
 	if ctx.Err() != nil {
-		return 0, ctx.Err()
+		if stopErr == nil {
+			stopErr = stoppedAbnormally(cmd.ProcessState)
+		}
+		if stopErr == nil {
+			w.logger.Info("custom handler stopped", "pid", pid)
+		}
+		return 0, stopErr
 	}
 	if readyErr != nil && !errors.Is(readyErr, errExitedEarly) {
 		return 0, readyErr
@@ -180,13 +209,38 @@ func (w *worker) runOnce(ctx context.Context, onReady func()) (int, error) {
 	return code, nil
 }
 
+// stoppedAbnormally says whether a handler asked to stop reported a
+// failure. Ending by the signal it was sent is normal: most runtimes do
+// that, and the Functions host kills the process anyway.
+func stoppedAbnormally(ps *os.ProcessState) error {
+	if ps == nil || ps.Success() || ps.ExitCode() < 0 {
+		return nil
+	}
+	return fmt.Errorf("funchost: the custom handler (pid %d) exited with code %d when asked to stop", ps.Pid(), ps.ExitCode())
+}
+
 var errExitedEarly = errors.New("custom handler exited before it answered HTTP")
 
 // awaitReady sends GET / every 25 ms until any HTTP answer arrives, the
-// process exits, or the initialization timeout passes.
+// process exits, or the initialization timeout passes. A ping in flight
+// ends with any of these too, so a socket that accepts and never answers
+// cannot stretch the timeout.
 func (w *worker) awaitReady(ctx context.Context, base string, exited <-chan struct{}) error {
-	deadline := time.NewTimer(w.cfg.initTimeout)
-	defer deadline.Stop()
+	ctx, cancel := context.WithTimeoutCause(ctx, w.cfg.initTimeout,
+		fmt.Errorf("initializing the custom handler timed out: no HTTP answer on %s/ within %s", base, w.cfg.initTimeout))
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		select {
+		case <-exited:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	defer func() {
+		cancel()
+		<-watched
+	}()
 	tick := time.NewTicker(readinessInterval)
 	defer tick.Stop()
 	for {
@@ -199,34 +253,43 @@ func (w *worker) awaitReady(ctx context.Context, base string, exited <-chan stru
 			return nil
 		}
 		select {
+		case <-tick.C:
+			continue
 		case <-ctx.Done():
-			return ctx.Err()
+		}
+		select {
 		case <-exited:
 			return errExitedEarly
-		case <-deadline.C:
-			return fmt.Errorf("initializing the custom handler timed out: no HTTP answer on %s/ within %s", base, w.cfg.initTimeout)
-		case <-tick.C:
+		default:
 		}
+		return context.Cause(ctx)
 	}
 }
 
-// stop asks the process to end and kills it after stopGrace.
-func (w *worker) stop(cmd *exec.Cmd, exited <-chan struct{}) {
-	if err := terminate(cmd.Process); err != nil {
+// stop asks the process to end and kills it after stopGrace, which is an
+// error: the handler ignored the request to stop.
+func (w *worker) stop(cmd *exec.Cmd, exited <-chan struct{}) error {
+	if err := terminate(cmd.Process); err != nil && !errors.Is(err, os.ErrProcessDone) {
 		cmd.Process.Kill()
 	}
+	grace := time.NewTimer(stopGrace)
+	defer grace.Stop()
 	select {
 	case <-exited:
-	case <-time.After(stopGrace):
-		w.logger.Warn("custom handler did not exit after SIGTERM; killing it", "pid", cmd.Process.Pid)
-		cmd.Process.Kill()
-		<-exited
+		return nil
+	case <-grace.C:
 	}
+	w.logger.Warn("custom handler did not exit after SIGTERM; killing it", "pid", cmd.Process.Pid, "grace", stopGrace)
+	cmd.Process.Kill()
+	<-exited
+	return fmt.Errorf("funchost: the custom handler (pid %d) did not exit within %s of SIGTERM and was killed", cmd.Process.Pid, stopGrace)
 }
 
-// port is customHandler.port or a free loopback port, chosen the way the
-// host's GetUnusedTcpPort does: bind :0, read the port, release it.
-func (w *worker) port() (int, error) {
+// unusedPort is customHandler.port or a free loopback port, chosen the
+// way the host's GetUnusedTcpPort does: bind :0, read the port, release
+// it. The handler then binds it; should another process take the port in
+// between, the handler fails to start and is restarted on a new one.
+func (w *worker) unusedPort() (int, error) {
 	if w.cfg.port != 0 {
 		return w.cfg.port, nil
 	}
@@ -281,6 +344,9 @@ func (w *worker) command(port int) (*exec.Cmd, error) {
 		cmd.Dir = resolveDir(w.root, w.cfg.workingDirectory)
 	}
 	cmd.Env = env.environ()
+	if w.listener != nil {
+		cmd.ExtraFiles = []*os.File{w.listener}
+	}
 	cmd.SysProcAttr = childProcAttr()
 	// A grandchild holding the output pipes must not block Wait forever.
 	cmd.WaitDelay = time.Second

@@ -2,6 +2,7 @@ package funchost
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"path/filepath"
 	"regexp"
@@ -22,15 +23,15 @@ func TestWorkerStart(t *testing.T) {
 	write(t, filepath.Join(app.root, "local.settings.json"),
 		`{"IsEncrypted":false,"Values":{"FAKE_FROM_FILE":"file","FAKE_BOTH":"file","FAKE_NUMBER":7}}`)
 	logs := newLogRecorder(t)
-	h := startHost(t, Options{
-		ScriptRoot: app.root,
-		Settings:   map[string]string{"FAKE_SETTING": "s1", "FAKE_BOTH": "option"},
-		Logger:     logs.logger(),
+	opts := app.options(t, Options{
+		Settings: map[string]string{"FAKE_SETTING": "s1", "FAKE_BOTH": "option"},
+		Logger:   logs.logger(),
 	})
+	h := startHost(t, opts)
 
 	wi := info(t, h)
 	port := wi.Env["FUNCTIONS_CUSTOMHANDLER_PORT"]
-	require.NotEmpty(t, port)
+	require.Equal(t, strconv.Itoa(opts.handlerListener.Addr().(*net.TCPAddr).Port), port, "the port of the socket the worker serves on")
 	require.Equal(t, port, wi.Env["FUNCTIONS_HTTPWORKER_PORT"], "the legacy port variable")
 	require.Regexp(t, guidRE, wi.Env["FUNCTIONS_CUSTOMHANDLER_WORKER_ID"])
 	require.Equal(t, wi.Env["FUNCTIONS_CUSTOMHANDLER_WORKER_ID"], wi.Env["FUNCTIONS_HTTPWORKER_ID"])
@@ -53,7 +54,7 @@ func TestWorkerStart(t *testing.T) {
 func TestWorkerRestart(t *testing.T) {
 	app := newFakeApp(t, fakeHostJSON, fakeFunctions())
 	logs := newLogRecorder(t)
-	h := startHost(t, Options{ScriptRoot: app.root, Logger: logs.logger()})
+	h := app.start(t, Options{Logger: logs.logger()})
 	ready := containsAll("custom handler is ready")
 
 	pids := map[int]bool{info(t, h).PID: true}
@@ -78,7 +79,7 @@ func TestWorkerRestart(t *testing.T) {
 func TestWorkerExitZero(t *testing.T) {
 	app := newFakeApp(t, fakeHostJSON, fakeFunctions())
 	logs := newLogRecorder(t)
-	h := startHost(t, Options{ScriptRoot: app.root, Logger: logs.logger()})
+	h := app.start(t, Options{Logger: logs.logger()})
 
 	do(t, http.MethodPost, h.URL()+"/api/exit?code=0", nil, nil)
 	awaitDone(t, h)
@@ -93,11 +94,10 @@ func TestWorkerExitZero(t *testing.T) {
 func TestWorkerCrashAtStart(t *testing.T) {
 	app := newFakeApp(t, fakeHostJSON, fakeFunctions())
 	logs := newLogRecorder(t)
-	_, err := Start(t.Context(), Options{
-		ScriptRoot: app.root,
-		Settings:   map[string]string{"FAKEWORKER_EXIT_AT_START": "3"},
-		Logger:     logs.logger(),
-	})
+	_, err := Start(t.Context(), app.options(t, Options{
+		Settings: map[string]string{"FAKEWORKER_EXIT_AT_START": "3"},
+		Logger:   logs.logger(),
+	}))
 	require.ErrorContains(t, err, "failed 3 times")
 	require.ErrorContains(t, err, "exited with code 3")
 	require.Equal(t, 3, logs.count(containsAll("ERROR fakeworker: crashing at start", "stream=stderr")))

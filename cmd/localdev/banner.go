@@ -33,9 +33,8 @@ What to try:
   # The API as OpenAPI 2.0 (for a Logic Apps custom connector)
   curl -s {{.App}}/api/openapi.json
 
-  # TwinChangeProcessor logs one line per reported reboot to this log (stderr), e.g.
-  #   handler   | time=… level=INFO msg="reboot reported" invocationId=… deviceId={{.Device}} lastReboot=2025-06-01T12:00:05.123Z …
-  # and the host logs the invocation's Logs entry with function=TwinChangeProcessor.
+  # When a device is back from its reboot, TwinChangeProcessor logs one line to this log (stderr):
+  #   … reboot reported deviceId={{.Device}} lastReboot=2025-06-01T12:00:05.123Z …
 {{- if not .Simulated}}
 
   # No devices are connected: a reboot answers 404 DeviceNotFound. Build the simulator

@@ -21,6 +21,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/iothub-reboot/devmgmt/funchost"
 	"github.com/iothub-reboot/devmgmt/localhub"
@@ -41,7 +42,10 @@ func main() {
 	}
 }
 
-func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+// run starts the hub, the Functions host and the simulator, in that
+// order, and stops them in the reverse order when ctx ends or the host
+// stops by itself, logging each stop.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) (err error) {
 	cfg, err := loadConfig(args, getenv, stderr)
 	if err != nil {
 		return err
@@ -57,17 +61,27 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
+	parts := &shutdown{logger: logger}
+	defer func() {
+		stopErr := parts.stop()
+		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+			err = nil // interrupted while starting: not a failure
+		}
+		err = errors.Join(err, stopErr)
+	}()
+
+	hubLogger := logger.With("component", "localhub")
 	hub, err := localhub.Start(ctx, localhub.Options{
 		DataDir:   cfg.dataDir,
 		Hostname:  cfg.hostname,
 		MQTTAddr:  cfg.mqttAddr,
 		HTTPSAddr: cfg.httpsAddr,
-		Logger:    logger.With("component", "localhub"),
+		Logger:    hubLogger,
 	})
 	if err != nil {
 		return err
 	}
-	defer hub.Close()
+	parts.push(func() error { return stopHub(hub, hubLogger) })
 
 	settings, err := appSettings(hub)
 	if err != nil {
@@ -83,13 +97,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	defer host.Close()
+	parts.push(func() error {
+		if err := host.Close(); err != nil {
+			return fmt.Errorf("the Functions host: %w", err)
+		}
+		return nil
+	})
 
 	sim, err := startSimulator(cfg, hub, logOut, logger)
 	if err != nil {
 		return err
 	}
-	defer sim.stop()
+	if sim != nil {
+		parts.push(sim.stop)
+	}
 
 	if err := printTryBlock(stdout, cfg, host.URL(), hub, sim != nil); err != nil {
 		return err
@@ -98,10 +119,23 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case <-ctx.Done():
 		logger.Info("shutting down")
 	case <-host.Done():
-		err = fmt.Errorf("the Functions host stopped: %w", host.Err())
+		// Why comes back from host.Close, through parts.stop.
+		logger.Error("the Functions host stopped by itself; shutting down")
 	}
-	sim.stop()
-	return errors.Join(err, host.Close(), hub.Close())
+	return nil
+}
+
+// stopHub closes the hub and logs it: localhub logs its start but not its
+// stop.
+func stopHub(hub *localhub.Hub, logger *slog.Logger) error {
+	start := time.Now()
+	err := hub.Close()
+	if err != nil {
+		logger.Error("local IoT Hub stopped with an error", "err", err, "took", since(start))
+		return fmt.Errorf("the local IoT Hub: %w", err)
+	}
+	logger.Info("local IoT Hub stopped", "took", since(start))
+	return nil
 }
 
 // scriptRoot checks the app root before anything starts, with the way to

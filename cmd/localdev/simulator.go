@@ -26,6 +26,7 @@ type simulator struct {
 	exited   chan struct{}
 	stopped  chan struct{} // closed by stop: the exit that follows is expected
 	stopOnce sync.Once
+	stopErr  error
 	logger   *slog.Logger
 }
 
@@ -93,30 +94,41 @@ func errOrExit(err error) string {
 	return err.Error()
 }
 
-// stop terminates the simulator and waits for it. Safe on nil and twice.
-func (s *simulator) stop() {
-	if s == nil {
-		return
-	}
+// stop terminates the simulator and waits for it, killing it after
+// simulatorStopGrace. It returns an error when the simulator had to be
+// killed or reported a failure on its way out. Safe twice.
+func (s *simulator) stop() error {
 	s.stopOnce.Do(func() {
+		start := time.Now()
 		close(s.stopped)
 		select {
 		case <-s.exited:
-			return
+			return // it ended by itself, which was logged then
 		default:
 		}
 		if err := terminate(s.cmd.Process); err != nil && !errors.Is(err, os.ErrProcessDone) {
 			s.cmd.Process.Kill()
 		}
+		grace := time.NewTimer(simulatorStopGrace)
+		defer grace.Stop()
 		select {
 		case <-s.exited:
-		case <-time.After(simulatorStopGrace):
-			s.logger.Warn("device simulator did not stop; killing it")
+			if ps := s.cmd.ProcessState; ps != nil && !ps.Success() && ps.ExitCode() > 0 {
+				s.stopErr = fmt.Errorf("the device simulator exited with code %d when asked to stop", ps.ExitCode())
+			}
+		case <-grace.C:
+			s.logger.Warn("device simulator did not stop; killing it", "grace", simulatorStopGrace)
 			s.cmd.Process.Kill()
 			<-s.exited
+			s.stopErr = fmt.Errorf("the device simulator did not stop within %s and was killed", simulatorStopGrace)
 		}
-		s.logger.Info("device simulator stopped")
+		if s.stopErr != nil {
+			s.logger.Error("device simulator stopped with an error", "err", s.stopErr, "took", since(start))
+			return
+		}
+		s.logger.Info("device simulator stopped", "took", since(start))
 	})
+	return s.stopErr
 }
 
 // prefixWriter writes each complete line of a child's output with a prefix.

@@ -4,17 +4,28 @@
 //
 //	FAKEWORKER_EXIT_AT_START=N  exit with code N before listening
 //	FAKEWORKER_FAIL_FIRST=N     answer the first N envelopes with 500
+//	FAKEWORKER_LISTEN_FD=N      serve on the inherited listening socket N
+//	                            instead of binding FUNCTIONS_CUSTOMHANDLER_PORT
+//	FAKEWORKER_EXIT_ON_TERM=N   exit with code N on SIGTERM (default 0)
+//
+// /api/... echoes the request, after ?sleep=DURATION if given.
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
+	"time"
 )
 
 func main() {
@@ -48,6 +59,10 @@ func main() {
 		os.Exit(code)
 	})
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		if d, err := time.ParseDuration(r.URL.Query().Get("sleep")); err == nil {
+			fmt.Println("fakeworker: sleeping", d)
+			time.Sleep(d)
+		}
 		body, _ := io.ReadAll(r.Body)
 		writeJSON(w, 200, map[string]any{
 			"method": r.Method, "path": r.URL.Path, "rawQuery": r.URL.RawQuery, "host": r.Host,
@@ -67,6 +82,7 @@ func main() {
 		}
 		if _, ok := env.Data["req"]; ok {
 			// An HTTP trigger: answer with the envelope as the body.
+			fmt.Printf("fakeworker: http envelope for %s invocationId=%s\n", r.PathValue("function"), r.Header.Get("X-Azure-Functions-InvocationId"))
 			writeJSON(w, 200, map[string]any{
 				"Outputs":     map[string]any{"res": map[string]any{"statusCode": "201", "headers": map[string]any{"Content-Type": "application/json", "X-Fake": true}, "body": string(body)}},
 				"Logs":        []string{"http envelope for " + r.PathValue("function")},
@@ -94,11 +110,46 @@ func main() {
 	})
 
 	port := os.Getenv("FUNCTIONS_CUSTOMHANDLER_PORT")
-	fmt.Println("fakeworker: listening on port", port)
-	if err := http.ListenAndServe("127.0.0.1:"+port, mux); err != nil {
+	ln, err := listen(port)
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "fakeworker:", err)
 		os.Exit(1)
 	}
+	// SIGTERM is caught before the host can see the worker ready.
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+	defer stop()
+	fmt.Println("fakeworker: listening on port", port)
+	srv := &http.Server{Handler: mux}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	select {
+	case err := <-served:
+		fmt.Fprintln(os.Stderr, "fakeworker:", err)
+		os.Exit(1)
+	case <-ctx.Done():
+	}
+	srv.Shutdown(context.Background())
+	code, _ := strconv.Atoi(os.Getenv("FAKEWORKER_EXIT_ON_TERM"))
+	fmt.Printf("fakeworker: stopping with code %d\n", code)
+	os.Exit(code)
+}
+
+// listen binds the port, or takes the listening socket the host passed.
+func listen(port string) (net.Listener, error) {
+	fd := os.Getenv("FAKEWORKER_LISTEN_FD")
+	if fd == "" {
+		return net.Listen("tcp", "127.0.0.1:"+port)
+	}
+	n, err := strconv.Atoi(fd)
+	if err != nil {
+		return nil, fmt.Errorf("FAKEWORKER_LISTEN_FD: %w", err)
+	}
+	f := os.NewFile(uintptr(n), "listener")
+	if f == nil {
+		return nil, errors.New("FAKEWORKER_LISTEN_FD: no such descriptor")
+	}
+	defer f.Close()
+	return net.FileListener(f)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
