@@ -1,7 +1,6 @@
 package handlers
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -70,8 +69,7 @@ func (tp *twinProcessor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, internalError("The invocation body could not be read: "+err.Error()))
 		return
 	}
-	// The invocation id is formatted once per batch, not once per line.
-	run := &batchRun{ctx: r.Context(), memory: tp.memory, logger: tp.logger.With("invocationId", r.Header.Get(headerInvocationID))}
+	run := &batchRun{memory: tp.memory}
 	resp := run.process(tp.decode, body)
 	body = nil // the events point into it; let it go before encoding
 	hint := 64
@@ -83,9 +81,7 @@ func (tp *twinProcessor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // batchRun handles one batch; its counters feed the summary line.
 type batchRun struct {
-	ctx    context.Context
 	memory *rebootMemory
-	logger *slog.Logger
 	resp   invocation.Response
 
 	events, twinChanges, reboots, stateChanges, repeats, ignored, malformed, warnings int
@@ -184,7 +180,10 @@ const (
 	lineStateChange = "reboot state changed"
 )
 
-// logReboot writes the reboot line to the invocation's Logs and to slog.
+// logReboot writes the reboot line to the invocation's Logs only. The host
+// logs each Logs entry against the invocation (Function.<name>.User), and
+// it also logs the handler's stdout (Host.Function.Console): writing the
+// line to both would print it twice under every host, Azure's included.
 func (p *batchRun) logReboot(c *twinChange, ev *decodedEvent, previous string) {
 	enqueued := enqueuedRFC3339(ev.EnqueuedTimeUTC)
 	var b strings.Builder
@@ -199,15 +198,6 @@ func (p *batchRun) logReboot(c *twinChange, ev *decodedEvent, previous string) {
 	field(&b, "sequenceNumber", strconv.FormatInt(ev.SequenceNumber, 10))
 	field(&b, "previousLastReboot", previous)
 	p.resp.Logs = append(p.resp.Logs, b.String())
-	p.logger.LogAttrs(p.ctx, slog.LevelInfo, lineReboot,
-		slog.String("deviceId", c.DeviceID),
-		slog.String("lastReboot", c.LastReboot),
-		slog.String("requestId", c.RequestID),
-		slog.String("status", c.Status),
-		slog.Int64("version", c.Version),
-		slog.String("enqueuedTime", enqueued),
-		slog.Int64("sequenceNumber", ev.SequenceNumber),
-		slog.String("previousLastReboot", previous))
 }
 
 // logStateChange writes the line for a reboot-state change that is not a
@@ -226,15 +216,6 @@ func (p *batchRun) logStateChange(c *twinChange, ev *decodedEvent) {
 	field(&b, "enqueuedTime", enqueued)
 	field(&b, "sequenceNumber", strconv.FormatInt(ev.SequenceNumber, 10))
 	p.resp.Logs = append(p.resp.Logs, b.String())
-	p.logger.LogAttrs(p.ctx, slog.LevelInfo, lineStateChange,
-		slog.String("deviceId", c.DeviceID),
-		slog.String("status", c.Status),
-		slog.String("requestId", c.RequestID),
-		slog.String("reason", c.Reason),
-		slog.String("lastReboot", c.LastReboot),
-		slog.Int64("version", c.Version),
-		slog.String("enqueuedTime", enqueued),
-		slog.Int64("sequenceNumber", ev.SequenceNumber))
 }
 
 func (p *batchRun) warn(msg string) {
@@ -243,7 +224,6 @@ func (p *batchRun) warn(msg string) {
 		return
 	}
 	p.resp.Logs = append(p.resp.Logs, "warning: "+msg)
-	p.logger.LogAttrs(p.ctx, slog.LevelWarn, msg)
 }
 
 func (p *batchRun) summary(partition string) {
@@ -258,9 +238,6 @@ func (p *batchRun) summary(partition string) {
 		field(&b, kv.k, strconv.Itoa(kv.v))
 	}
 	p.resp.Logs = append(p.resp.Logs, b.String())
-	p.logger.LogAttrs(p.ctx, slog.LevelInfo, "batch processed",
-		slog.String("partition", partition), slog.Int("events", p.events), slog.Int("reboots", p.reboots),
-		slog.Int("stateChanges", p.stateChanges), slog.Int("repeats", p.repeats), slog.Int("malformed", p.malformed))
 }
 
 // enqueuedRFC3339 renders the host's EnqueuedTimeUtc, UTC without a zone

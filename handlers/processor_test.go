@@ -97,10 +97,12 @@ func TestTwinChangeProcessorOnHubEvents(t *testing.T) {
 	}
 	require.NotContains(t, strings.Join(logs, "\n"), "warning:")
 
-	// The same lines reach slog (stdout), with the invocation id.
+	// The lines go to Logs only: the host also logs the handler's stdout,
+	// so a copy there would print every line twice.
 	out := app.logs.String()
-	require.Contains(t, out, `msg="reboot reported" invocationId=inv-42 deviceId=proc-a lastReboot=2025-01-31T08:00:04.5Z requestId=r-1 status=running version=3`)
-	require.Contains(t, out, `deviceId=proc-b lastReboot=2025-01-31T08:00:09Z`)
+	require.NotContains(t, out, "reboot reported")
+	require.NotContains(t, out, "reboot state changed")
+	require.NotContains(t, out, "batch processed")
 
 	// The host delivers a batch again after a failure: nothing is logged
 	// twice.

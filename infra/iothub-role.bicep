@@ -1,5 +1,6 @@
 // The custom role the function app's identity gets on the IoT hub: invoke
-// direct methods and read twins, nothing else. Deployed once per resource
+// direct methods, read twins and write twin tags (the Idempotency-Key
+// claim), nothing else. Deployed once per resource
 // group, apart from main.bicep, because writing a role definition needs
 // Microsoft.Authorization/roleDefinitions/write (Owner or User Access
 // Administrator), while the routine deployment needs only Contributor plus
@@ -12,12 +13,14 @@ targetScope = 'resourceGroup'
 var roleDefinitionName = guid(resourceGroup().id, 'iothub-reboot-invoker')
 
 // What the reboot invoker does on the hub: invoke the reboot method; read
-// twins (GET /twins/{id} and POST /devices/query both need twins/read).
+// twins (GET /twins/{id} and POST /devices/query both need twins/read);
+// PATCH a twin's tags, where RebootDevice claims an Idempotency-Key before
+// it invokes (docs/function-app.md).
 resource rebootInvoker 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
   name: roleDefinitionName
   properties: {
     roleName: 'IoT Hub reboot invoker (${uniqueString(resourceGroup().id)})'
-    description: 'Invoke direct methods and read twins on IoT hubs in this resource group.'
+    description: 'Invoke direct methods, read twins and write twin tags on IoT hubs in this resource group.'
     type: 'CustomRole'
     assignableScopes: [
       resourceGroup().id
@@ -29,6 +32,7 @@ resource rebootInvoker 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
         dataActions: [
           'Microsoft.Devices/IotHubs/directMethods/invoke/action'
           'Microsoft.Devices/IotHubs/twins/read'
+          'Microsoft.Devices/IotHubs/twins/write'
         ]
         notDataActions: []
       }

@@ -262,6 +262,7 @@ func TestCustomRoleTemplate(t *testing.T) {
 	require.ElementsMatch(t, []string{
 		"Microsoft.Devices/IotHubs/directMethods/invoke/action", // RebootDevice
 		"Microsoft.Devices/IotHubs/twins/read",                  // RebootStatus, RebootReport (GET twin, device query)
+		"Microsoft.Devices/IotHubs/twins/write",                 // RebootDevice's Idempotency-Key claim (PATCH tags)
 	}, literals("dataActions"))
 
 	// roles.bicep assigns the role by the same name, and deploy.sh finds it
