@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/iothub-reboot/devmgmt/shared/deviceid"
 	"github.com/iothub-reboot/devmgmt/shared/iothub"
 )
 
@@ -45,7 +46,7 @@ type rebootResponse struct {
 func handleRebootDevice(d Deps) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		deviceID := r.PathValue("deviceId")
-		if err := iothub.ValidateDeviceID(deviceID); err != nil {
+		if err := deviceid.Validate(deviceID); err != nil {
 			writeProblem(w, r, badRequest(codeInvalidDeviceID, "Invalid device id: "+err.Error()+"."))
 			return
 		}

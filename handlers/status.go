@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/iothub-reboot/devmgmt/shared/iothub"
+	"github.com/iothub-reboot/devmgmt/shared/deviceid"
 )
 
 // maxRequestIDLength bounds the request id in status URLs (ours are 36).
@@ -33,7 +33,7 @@ type statusResponse struct {
 func handleRebootStatus(d Deps) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		deviceID, requestID := r.PathValue("deviceId"), r.PathValue("requestId")
-		if err := iothub.ValidateDeviceID(deviceID); err != nil {
+		if err := deviceid.Validate(deviceID); err != nil {
 			writeProblem(w, r, badRequest(codeInvalidDeviceID, "Invalid device id: "+err.Error()+"."))
 			return
 		}

@@ -58,13 +58,13 @@ func TestRequestWireFormat(t *testing.T) {
 		},
 		{
 			name:    "device id escaped per segment",
-			respond: cannedResponse{status: 200, body: `{"deviceId":"a/b#c?d%e f"}`},
+			respond: cannedResponse{status: 200, body: `{"deviceId":"a#b?c%d:e;f+g"}`},
 			call: func(ctx context.Context, c *Client) error {
-				_, err := c.GetTwin(ctx, "a/b#c?d%e f", nil)
+				_, err := c.GetTwin(ctx, "a#b?c%d:e;f+g", nil)
 				return err
 			},
 			wantMethod: "GET",
-			wantPath:   "/twins/" + url.PathEscape("a/b#c?d%e f"),
+			wantPath:   "/twins/" + url.PathEscape("a#b?c%d:e;f+g"),
 		},
 		{
 			name:    "get twin",
@@ -261,7 +261,7 @@ func TestClientSideValidation(t *testing.T) {
 		{"invoke empty device", func() error {
 			_, err := c.InvokeMethod(ctx, "", MethodRequest{MethodName: "m"}, nil)
 			return err
-		}, "deviceID is empty"},
+		}, "device id is empty"},
 		{"invoke empty method", func() error {
 			_, err := c.InvokeMethod(ctx, "d1", MethodRequest{}, nil)
 			return err
@@ -270,11 +270,12 @@ func TestClientSideValidation(t *testing.T) {
 			_, err := c.InvokeMethod(ctx, "d1", MethodRequest{MethodName: "m", Payload: json.RawMessage(`{`)}, nil)
 			return err
 		}, "Payload valid JSON"},
-		{"get twin", func() error { _, err := c.GetTwin(ctx, "", nil); return err }, "deviceID is empty"},
-		{"update twin", func() error { _, err := c.UpdateTwin(ctx, "", TwinPatch{}, nil); return err }, "deviceID is empty"},
-		{"create device", func() error { _, err := c.CreateDevice(ctx, "", nil); return err }, "deviceID is empty"},
-		{"get device", func() error { _, err := c.GetDevice(ctx, "", nil); return err }, "deviceID is empty"},
-		{"delete device", func() error { _, err := c.DeleteDevice(ctx, "", nil); return err }, "deviceID is empty"},
+		{"get twin", func() error { _, err := c.GetTwin(ctx, "", nil); return err }, "device id is empty"},
+		{"update twin", func() error { _, err := c.UpdateTwin(ctx, "", TwinPatch{}, nil); return err }, "device id is empty"},
+		{"create device", func() error { _, err := c.CreateDevice(ctx, "", nil); return err }, "device id is empty"},
+		{"get device", func() error { _, err := c.GetDevice(ctx, "", nil); return err }, "device id is empty"},
+		{"delete device", func() error { _, err := c.DeleteDevice(ctx, "", nil); return err }, "device id is empty"},
+		{"invalid device id", func() error { _, err := c.GetTwin(ctx, "a b", nil); return err }, "device id contains ' '"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -8,7 +8,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/iothub-reboot/devmgmt/shared/iothub"
+	"github.com/iothub-reboot/devmgmt/shared/deviceid"
 )
 
 // SymmetricKey holds base64 keys.
@@ -167,7 +167,7 @@ type deviceInput struct {
 }
 
 func validateDeviceInput(d Device) (deviceInput, error) {
-	if err := iothub.ValidateDeviceID(d.DeviceID); err != nil {
+	if err := deviceid.Validate(d.DeviceID); err != nil {
 		return deviceInput{}, argumentInvalid("The device identifier %q is invalid: %v", d.DeviceID, err)
 	}
 	switch d.Authentication.Type {

@@ -97,12 +97,14 @@ func TestCreateDeviceRejects(t *testing.T) {
 	require.Empty(t, f.rec.all(), "rejected creates emit nothing")
 }
 
+// IoT Hub's id characters include ':' (MAC addresses) and ';'.
 func TestCreateDeviceAcceptsAllIDCharacters(t *testing.T) {
 	f := newFixture(t)
-	id := "aZ09-.+%_#*?!(),=@$'"
-	f.createDevice(t, id)
-	_, err := f.s.GetDevice(id)
-	require.NoError(t, err)
+	for _, id := range []string{"aZ09-.+%_#*?!(),=@$'", "AA:BB:CC:DD:EE:FF", "site;1"} {
+		f.createDevice(t, id)
+		_, err := f.s.GetDevice(id)
+		require.NoError(t, err, id)
+	}
 }
 
 func TestCreateDeviceConflict(t *testing.T) {
