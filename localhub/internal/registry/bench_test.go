@@ -98,7 +98,7 @@ func seedDevices(tb testing.TB, s *Store, n int) {
 	require.NoError(tb, s.db.Update(func(tx *bolt.Tx) error {
 		for i := range n {
 			rec := &deviceRecord{DeviceID: fmt.Sprintf("dev%05d", i), GenerationID: newGenerationID(), Status: StatusEnabled,
-				Keys: SymmetricKey{PrimaryKey: newKey(), SecondaryKey: newKey()}}
+				Keys: storedKeys{PrimaryKey: newKey(), SecondaryKey: newKey()}}
 			if err := putDevice(tx, rec); err != nil {
 				return err
 			}

@@ -22,12 +22,17 @@ func logRequest(d Deps, op string) func(http.Handler) http.Handler {
 			if sw.Status() >= 500 {
 				level = slog.LevelError
 			}
-			d.Logger.LogAttrs(r.Context(), level, "rest request",
+			attrs := []slog.Attr{
 				slog.String("method", r.Method),
 				slog.String("pattern", r.Pattern),
 				slog.String("op", op),
 				slog.Int("status", cmp.Or(sw.Status(), http.StatusOK)),
-				slog.Duration("duration", time.Since(start)))
+				slog.Duration("duration", time.Since(start)),
+			}
+			if id := r.PathValue("id"); id != "" {
+				attrs = append(attrs, slog.String("deviceId", id))
+			}
+			d.Logger.LogAttrs(r.Context(), level, "rest request", attrs...)
 		})
 	}
 }

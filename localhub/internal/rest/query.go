@@ -89,7 +89,7 @@ func readQueryText(w http.ResponseWriter, r *http.Request) (string, *hubError) {
 		}
 		return text, nil
 	}
-	return "", &hubError{http.StatusBadRequest, 400005, "ArgumentNull", "query is null or empty.", nil}
+	return "", errArgumentNull("query is null or empty.")
 }
 
 // runQuery runs q over the device twins. Only twins exist locally: module
@@ -102,7 +102,11 @@ func runQuery(d Deps, q *query.Query) (query.Result, *hubError) {
 	if err != nil {
 		return query.Result{}, fromRegistry(err, "")
 	}
-	docs, err := asDocuments(twins)
+	wire := make([]twinJSON, len(twins))
+	for i, tw := range twins {
+		wire[i] = toTwinJSON(tw)
+	}
+	docs, err := asDocuments(wire)
 	if err != nil {
 		return query.Result{}, errServer(err.Error())
 	}

@@ -64,5 +64,5 @@ func handleUpdateTwin(d Deps, update twinUpdate) http.Handler {
 // writeTwin answers with the full twin and its quoted etag.
 func writeTwin(w http.ResponseWriter, twin registry.Twin) {
 	w.Header().Set("ETag", `"`+twin.ETag+`"`)
-	writeJSON(w, http.StatusOK, twin)
+	writeJSON(w, http.StatusOK, toTwinJSON(twin))
 }

@@ -1,0 +1,29 @@
+package rest
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/iothub-reboot/devmgmt/localhub/internal/registry"
+)
+
+// Times go out in UTC with a trailing Z whatever zone they carry (the Go
+// SDK rejects offsets), never-happened times as 0001-01-01T00:00:00Z, and
+// parentScopes as [] rather than null, as IoT Hub sends them.
+func TestWireTimesAreUTC(t *testing.T) {
+	zone := time.FixedZone("X", -5*3600)
+	b, err := json.Marshal(toDeviceJSON(registry.Device{StatusUpdatedTime: time.Date(2024, 1, 2, 3, 4, 5, 600, zone)}))
+	require.NoError(t, err)
+	require.Contains(t, string(b), `"statusUpdatedTime":"2024-01-02T08:04:05.0000006Z"`)
+	require.Contains(t, string(b), `"lastActivityTime":"0001-01-01T00:00:00Z"`)
+	require.Contains(t, string(b), `"parentScopes":[]`)
+
+	b, err = json.Marshal(toTwinJSON(registry.Twin{LastActivityTime: time.Date(2024, 1, 2, 3, 4, 5, 0, zone)}))
+	require.NoError(t, err)
+	require.Contains(t, string(b), `"lastActivityTime":"2024-01-02T08:04:05Z"`)
+	require.Contains(t, string(b), `"statusUpdateTime":"0001-01-01T00:00:00Z"`)
+	require.NotContains(t, string(b), `"tags"`, "a twin without tags has no tags member")
+}
