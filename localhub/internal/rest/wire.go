@@ -182,6 +182,10 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, *hubError) {
 	switch {
 	case errors.As(err, &tooLarge):
 		return nil, errMessageTooLarge(fmt.Sprintf("The request body exceeds the maximum size of %d bytes.", tooLarge.Limit))
+	case isTimeout(err):
+		// The connection cannot be reused: the rest of the body is unread.
+		w.Header().Set("Connection", "close")
+		return nil, errFormat("The request body did not arrive in time.")
 	case err != nil:
 		return nil, errFormat("The request body could not be read.")
 	}
