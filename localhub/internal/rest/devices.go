@@ -25,8 +25,17 @@ func handlePutDevice(d Deps) http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.PathValue("id")
-		req, herr := decode[request](w, r)
+		body, herr := readBody(w, r)
 		if herr != nil {
+			writeError(w, d.Now(), classic, herr)
+			return
+		}
+		if isNull(body) {
+			writeError(w, d.Now(), classic, errArgumentNull("The device in the request body is null."))
+			return
+		}
+		var req request
+		if herr := unmarshal(body, &req); herr != nil {
 			writeError(w, d.Now(), classic, herr)
 			return
 		}

@@ -37,13 +37,13 @@ func logRequest(d Deps, op string) func(http.Handler) http.Handler {
 	}
 }
 
-// requireAPIVersion rejects requests without an api-version query parameter
-// the way IoT Hub does (400 InvalidProtocolVersion). Any value is accepted:
-// the local hub speaks one dialect for every SDK.
+// requireAPIVersion refuses requests whose api-version query parameter is
+// missing or not a version IoT Hub serves, as IoT Hub does: 400
+// InvalidProtocolVersion. With the parameter repeated, the first counts.
 func requireAPIVersion(d Deps) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.URL.Query().Get("api-version") == "" {
+			if !supportedAPIVersion(r.URL.Query().Get("api-version")) {
 				writeError(w, d.Now(), classic, errInvalidProtocolVersion())
 				return
 			}

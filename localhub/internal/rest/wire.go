@@ -222,3 +222,6 @@ func unmarshal(b []byte, v any) *hubError {
 	}
 	return nil
 }
+
+// isNull reports whether a JSON body is the literal null.
+func isNull(b []byte) bool { return bytes.Equal(bytes.TrimSpace(b), []byte("null")) }

@@ -27,3 +27,27 @@ func TestWireTimesAreUTC(t *testing.T) {
 	require.Contains(t, string(b), `"statusUpdateTime":"0001-01-01T00:00:00Z"`)
 	require.NotContains(t, string(b), `"tags"`, "a twin without tags has no tags member")
 }
+
+func TestAPIVersionsAreSorted(t *testing.T) {
+	// supportedAPIVersion searches the list by bisection.
+	for i := 1; i < len(apiVersions); i++ {
+		require.Less(t, apiVersions[i-1], apiVersions[i])
+	}
+}
+
+// FuzzSupportedAPIVersion: exactly the listed versions are served, compared
+// as sent.
+func FuzzSupportedAPIVersion(f *testing.F) {
+	for _, v := range []string{"2021-04-12", "2021-04-12 ", "1999-01-01", "2025-08-01-PREVIEW", ""} {
+		f.Add(v)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		listed := false
+		for _, a := range apiVersions {
+			listed = listed || a == v
+		}
+		if got := supportedAPIVersion(v); got != listed {
+			t.Fatalf("supportedAPIVersion(%q) = %v, listed = %v", v, got, listed)
+		}
+	})
+}
