@@ -102,7 +102,7 @@ func seedDevices(tb testing.TB, s *Store, n int) {
 			if err := putDevice(tx, rec); err != nil {
 				return err
 			}
-			twin := newTwinRecord()
+			twin := newTwinRecord(t0)
 			twin.Reported.merge(patch, t0, 0)
 			twin.Tags.merge(map[string]any{"site": "north"}, time.Time{}, 0)
 			if err := putTwin(tx, rec.DeviceID, twin); err != nil {

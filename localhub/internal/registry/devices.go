@@ -223,7 +223,7 @@ func (s *Store) CreateDevice(d Device) (Device, error) {
 	unlock := s.lockDevice(d.DeviceID)
 	defer unlock()
 	now := s.clock()
-	twin := newTwinRecord()
+	twin := newTwinRecord(now)
 	err = s.writes.update(func(tx *bolt.Tx) error {
 		if tx.Bucket(bucketDevices).Get([]byte(rec.DeviceID)) != nil {
 			return ErrDeviceExists
@@ -328,7 +328,7 @@ func (s *Store) DeleteDevice(id, ifMatch string) error {
 		// A missing twin (a damaged file) must not make the device
 		// undeletable.
 		if twin, err = getTwin(tx, id); errors.Is(err, ErrDeviceNotFound) {
-			twin = newTwinRecord()
+			twin = newTwinRecord(now)
 		} else if err != nil {
 			return err
 		}

@@ -138,7 +138,8 @@ func normalizeLeaf(sec section, key string, v any) (any, error) {
 		if len(tv) > maxStringBytes {
 			return nil, argumentInvalid("%s: value of property '%s' is %d bytes long; the maximum is %d", sec, key, len(tv), maxStringBytes)
 		}
-		return tv, nil
+		d, _ := normalizeDate(tv)
+		return d, nil
 	case bool:
 		return tv, nil
 	case []any:

@@ -77,9 +77,10 @@ type storedTwin struct {
 }
 
 // newTwinRecord is a new device's twin as IoT Hub creates it: version 2,
-// etag "AAAAAAAAAAE=", both property sections at $version 1.
-func newTwinRecord() *twinRecord {
-	return &twinRecord{
+// etag "AAAAAAAAAAE=", both property sections at $version 1 and stamped
+// with the creation time (a real time on IoT Hub, not the zero time).
+func newTwinRecord(created time.Time) *twinRecord {
+	rec := &twinRecord{
 		Version:         2,
 		ETag:            1,
 		Tags:            newObject(),
@@ -88,6 +89,9 @@ func newTwinRecord() *twinRecord {
 		Reported:        newObject(),
 		ReportedVersion: 1,
 	}
+	rec.Desired.updated = created
+	rec.Reported.updated = created
+	return rec
 }
 
 func getTwin(tx *bolt.Tx, id string) (*twinRecord, error) {

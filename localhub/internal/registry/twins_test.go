@@ -23,8 +23,9 @@ func TestFreshTwin(t *testing.T) {
 		AuthenticationType: "sas",
 		Version:            2,
 		Properties: TwinProperties{
-			Desired:  map[string]any{"$metadata": map[string]any{"$lastUpdated": "0001-01-01T00:00:00Z"}, "$version": int64(1)},
-			Reported: map[string]any{"$metadata": map[string]any{"$lastUpdated": "0001-01-01T00:00:00Z"}, "$version": int64(1)},
+			// Stamped with the creation time, as IoT Hub does, not the zero time.
+			Desired:  map[string]any{"$metadata": map[string]any{"$lastUpdated": t0Meta}, "$version": int64(1)},
+			Reported: map[string]any{"$metadata": map[string]any{"$lastUpdated": t0Meta}, "$version": int64(1)},
 		},
 	}, tw)
 

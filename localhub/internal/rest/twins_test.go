@@ -183,3 +183,32 @@ func TestUpdateTwinRefusesBadInputAndLosesNothing(t *testing.T) {
 	golden(t, "replace_twin_null", h.do(request{method: http.MethodPut, path: "/twins/dev1", body: `null`}))
 	golden(t, "patch_twin_reported", h.do(request{method: http.MethodPatch, path: "/twins/dev1", body: `{"properties":{"reported":{"battery":1}}}`}))
 }
+
+// A new twin's $metadata.$lastUpdated is its creation time, as on IoT Hub.
+func TestNewTwinIsStampedWithCreationTime(t *testing.T) {
+	h := newTestHub(t)
+	h.createDevice("dev1")
+	twin := decodeJSON(t, h.do(request{method: http.MethodGet, path: "/twins/dev1"}).body)
+	props := twin["properties"].(map[string]any)
+	for _, sec := range []string{"desired", "reported"} {
+		meta := props[sec].(map[string]any)["$metadata"].(map[string]any)
+		require.Equal(t, fixedNow.Format("2006-01-02T15:04:05.0000000Z"), meta["$lastUpdated"], sec)
+	}
+}
+
+// Twin date strings with an offset read back and query in UTC.
+func TestTwinDatesReadBackAndQueryInUTC(t *testing.T) {
+	h := newTestHub(t)
+	h.createDevice("dev1")
+	resp := h.do(request{method: http.MethodPatch, path: "/twins/dev1",
+		body: `{"properties":{"desired":{"rebootAt":"2024-05-06T11:58:00-08:00","local":"2024-05-06T11:58:00"}}}`})
+	require.Equal(t, http.StatusOK, resp.status, string(resp.body))
+	desired := decodeJSON(t, resp.body)["properties"].(map[string]any)["desired"].(map[string]any)
+	require.Equal(t, "2024-05-06T19:58:00Z", desired["rebootAt"])
+	require.Equal(t, "2024-05-06T11:58:00", desired["local"], "a date without zone is kept as sent")
+
+	q := h.do(request{method: http.MethodPost, path: "/devices/query",
+		body: `{"query":"SELECT deviceId FROM devices WHERE properties.desired.rebootAt >= '2024-05-06T19:00:00Z'"}`})
+	require.Equal(t, http.StatusOK, q.status, string(q.body))
+	require.JSONEq(t, `[{"deviceId":"dev1"}]`, string(q.body))
+}
