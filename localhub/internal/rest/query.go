@@ -33,11 +33,7 @@ func handleQuery(d Deps) http.Handler {
 			writeError(w, d.Now(), classic, herr)
 			return
 		}
-		pageSize, herr := maxItemCount(r.Header.Get(headerMaxItemCount))
-		if herr != nil {
-			writeError(w, d.Now(), classic, herr)
-			return
-		}
+		pageSize := maxItemCount(r.Header.Get(headerMaxItemCount))
 		offset, herr := parseContinuation(r.Header.Get(headerContinuation))
 		if herr != nil {
 			writeError(w, d.Now(), classic, herr)
@@ -141,15 +137,17 @@ func queryError(err error) *hubError {
 	return errServer("run query: " + err.Error())
 }
 
-func maxItemCount(h string) (int, *hubError) {
-	if h == "" {
-		return maxPageItems, nil
-	}
+// maxItemCount reads x-ms-max-item-count. The REST reference makes it a
+// hint ("the service may use a different value"), so a value the hub
+// cannot use (absent, zero, negative, not a number) lets it pick its own
+// page size rather than fail the query; larger values are capped at
+// IoT Hub's page maximum.
+func maxItemCount(h string) int {
 	n, err := strconv.Atoi(strings.TrimSpace(h))
 	if err != nil || n < 1 {
-		return 0, errArgumentInvalid(fmt.Sprintf("%s must be a positive integer.", headerMaxItemCount))
+		return maxPageItems
 	}
-	return min(n, maxPageItems), nil
+	return min(n, maxPageItems)
 }
 
 func formatContinuation(offset int) string {

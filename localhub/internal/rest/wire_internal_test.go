@@ -2,6 +2,7 @@ package rest
 
 import (
 	"encoding/json"
+	"strconv"
 	"testing"
 	"time"
 
@@ -48,6 +49,22 @@ func FuzzSupportedAPIVersion(f *testing.F) {
 		}
 		if got := supportedAPIVersion(v); got != listed {
 			t.Fatalf("supportedAPIVersion(%q) = %v, listed = %v", v, got, listed)
+		}
+	})
+}
+
+// FuzzMaxItemCount: any header value yields a page size the hub can use.
+func FuzzMaxItemCount(f *testing.F) {
+	for _, v := range []string{"", "0", "-1", "1", "100", "1000", "ten", " 7 ", "1e3", "99999999999999999999"} {
+		f.Add(v)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		n := maxItemCount(v)
+		if n < 1 || n > maxPageItems {
+			t.Fatalf("maxItemCount(%q) = %d, want 1..%d", v, n, maxPageItems)
+		}
+		if want, err := strconv.Atoi(v); err == nil && want >= 1 && want <= maxPageItems && n != want {
+			t.Fatalf("maxItemCount(%q) = %d, want the caller's %d", v, n, want)
 		}
 	})
 }
