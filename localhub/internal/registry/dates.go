@@ -104,7 +104,11 @@ func daysIn(year, month int) int {
 func normalizeDates(v any) (any, bool) {
 	switch tv := v.(type) {
 	case string:
-		return normalizeDate(tv)
+		// Return v itself when unchanged: boxing tv again would allocate
+		// for every string leaf of every twin a query reads.
+		if d, ok := normalizeDate(tv); ok {
+			return d, true
+		}
 	case []any:
 		var out []any
 		for i, e := range tv {
