@@ -29,7 +29,11 @@ type Options struct {
 	Now func() time.Time
 	// OnChange, if set, is called after each committed change that IoT Hub
 	// would route (twin changes, device lifecycle), in commit order for any
-	// one device. It must not call back into the Store.
+	// one device. It runs under the device's lock (a stripe other devices
+	// may share), which is what keeps that order: it must not block, in
+	// particular not on network I/O such as writing to a device (hand the
+	// work to a bounded queue instead), and must not call back into the
+	// Store.
 	OnChange func(Notification)
 }
 
