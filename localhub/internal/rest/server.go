@@ -39,9 +39,9 @@ type Deps struct {
 }
 
 // NewServer returns the service REST API as a handler, with the default
-// Timeouts for request bodies and responses. Every route, including the
-// JSON 404/405 catch-all, authenticates the caller. NewHTTPServer wraps it
-// in a server with every connection timeout set.
+// response deadlines. Every route, including the JSON 404/405 catch-all,
+// authenticates the caller. NewHTTPServer wraps it in a server that also
+// bounds headers, bodies and idle connections.
 func NewServer(d Deps) http.Handler { return newServer(d, Timeouts{}.withDefaults()) }
 
 func newServer(d Deps, t Timeouts) http.Handler {
