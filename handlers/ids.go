@@ -3,20 +3,19 @@ package handlers
 import (
 	"fmt"
 
-	"github.com/iothub-reboot/devmgmt/shared/iothub"
+	"github.com/iothub-reboot/devmgmt/shared/deviceid"
 )
 
 // maxRequestIDLength bounds the request id in status URLs (ours are 36).
 const maxRequestIDLength = 128
 
 // validateDeviceID checks a device id taken from the caller's path: IoT
-// Hub's device-id rules (iothub.ValidateDeviceID; to move to the leaf
-// package shared/deviceid), and no dot-segment. "." and ".." fit the
+// Hub's device-id rules (shared/deviceid), and no dot-segment. "." and ".." fit the
 // rules' characters, but URL normalisation removes them from any REST
 // path, so no IoT Hub request can address such a device; sent on, they
 // would name another resource (/twins/../methods is /methods).
 func validateDeviceID(id string) error {
-	if err := iothub.ValidateDeviceID(id); err != nil {
+	if err := deviceid.Validate(id); err != nil {
 		return err
 	}
 	if isDotSegment(id) {
@@ -33,7 +32,7 @@ func validateRequestID(id string) error {
 	if id == "" || len(id) > maxRequestIDLength {
 		return fmt.Errorf("requestId must be 1..%d characters", maxRequestIDLength)
 	}
-	if err := iothub.ValidateDeviceID(id); err != nil || isDotSegment(id) {
+	if err := deviceid.Validate(id); err != nil || isDotSegment(id) {
 		return fmt.Errorf("requestId must be the one in the statusUrl RebootDevice returned (ASCII letters, digits and - . + %% _ # * ? ! ( ) , = @ $ ', not . or ..)")
 	}
 	return nil

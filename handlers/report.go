@@ -14,6 +14,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 
+	"github.com/iothub-reboot/devmgmt/shared/deviceid"
 	"github.com/iothub-reboot/devmgmt/shared/iothub"
 )
 
@@ -112,7 +113,7 @@ func parseReportFilter(q url.Values) (reportFilter, *problem) {
 		f.Since = t
 	}
 	if f.Prefix != "" {
-		if err := iothub.ValidateDeviceID(f.Prefix); err != nil {
+		if err := deviceid.Validate(f.Prefix); err != nil {
 			return bad("deviceIdPrefix: " + err.Error() + ".")
 		}
 	}

@@ -139,18 +139,16 @@ func Start(ctx context.Context, opts Options) (_ *Hub, err error) {
 		return nil, fmt.Errorf("localhub: HTTPS listener: %w", err)
 	}
 	h.httpsURL = "https://" + httpsLn.Addr().String()
-	h.httpSrv = &http.Server{
-		Handler: rest.NewServer(rest.Deps{
-			Hostname:    h.hostname,
-			Registry:    h.store,
-			Devices:     h.gateway,
-			BearerToken: opts.BearerToken,
-			Quotas:      opts.Quotas,
-			Logger:      h.logger.With("component", "rest"),
-		}),
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(h.logger.Handler(), slog.LevelDebug),
-	}
+	// Every timeout (headers, body, idle keep-alive, responses) is set by
+	// rest.NewHTTPServer: a slow or idle client cannot hold a connection.
+	h.httpSrv = rest.NewHTTPServer(rest.Deps{
+		Hostname:    h.hostname,
+		Registry:    h.store,
+		Devices:     h.gateway,
+		BearerToken: opts.BearerToken,
+		Quotas:      opts.Quotas,
+		Logger:      h.logger.With("component", "rest"),
+	}, rest.Timeouts{})
 	go func() {
 		if err := h.httpSrv.Serve(httpsLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			h.logger.Error("HTTPS server stopped", "err", err)

@@ -3,13 +3,14 @@ package iothub
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
+
+	"github.com/iothub-reboot/devmgmt/shared/deviceid"
 )
 
 // Device is a device identity in the hub's identity registry.
@@ -122,8 +123,8 @@ type createDeviceBody struct {
 // (SAS). An existing id fails with 409 DeviceAlreadyExists.
 // If the operation fails it returns an *azcore.ResponseError.
 func (c *Client) CreateDevice(ctx context.Context, deviceID string, opts *CreateDeviceOptions) (CreateDeviceResponse, error) {
-	if deviceID == "" {
-		return CreateDeviceResponse{}, errors.New("iothub: CreateDevice: deviceID is empty")
+	if err := deviceid.Validate(deviceID); err != nil {
+		return CreateDeviceResponse{}, fmt.Errorf("iothub: CreateDevice: %w", err)
 	}
 	if opts == nil {
 		opts = &CreateDeviceOptions{}
@@ -160,8 +161,8 @@ func (c *Client) CreateDevice(ctx context.Context, deviceID string, opts *Create
 // GetDevice reads a device identity, including its keys.
 // If the operation fails it returns an *azcore.ResponseError.
 func (c *Client) GetDevice(ctx context.Context, deviceID string, opts *GetDeviceOptions) (GetDeviceResponse, error) {
-	if deviceID == "" {
-		return GetDeviceResponse{}, errors.New("iothub: GetDevice: deviceID is empty")
+	if err := deviceid.Validate(deviceID); err != nil {
+		return GetDeviceResponse{}, fmt.Errorf("iothub: GetDevice: %w", err)
 	}
 	req, err := c.newRequest(ctx, http.MethodGet, "devices", deviceID)
 	if err != nil {
@@ -181,8 +182,8 @@ func (c *Client) GetDevice(ctx context.Context, deviceID string, opts *GetDevice
 // DeleteDevice removes a device identity and its twin.
 // If the operation fails it returns an *azcore.ResponseError.
 func (c *Client) DeleteDevice(ctx context.Context, deviceID string, opts *DeleteDeviceOptions) (DeleteDeviceResponse, error) {
-	if deviceID == "" {
-		return DeleteDeviceResponse{}, errors.New("iothub: DeleteDevice: deviceID is empty")
+	if err := deviceid.Validate(deviceID); err != nil {
+		return DeleteDeviceResponse{}, fmt.Errorf("iothub: DeleteDevice: %w", err)
 	}
 	if opts == nil {
 		opts = &DeleteDeviceOptions{}

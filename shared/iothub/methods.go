@@ -11,6 +11,8 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
+
+	"github.com/iothub-reboot/devmgmt/shared/deviceid"
 )
 
 const (
@@ -80,8 +82,8 @@ type invokeMethodResult struct {
 // DeviceNotFound, 400 ArgumentInvalid (timeouts out of range).
 // If the operation fails it returns an *azcore.ResponseError.
 func (c *Client) InvokeMethod(ctx context.Context, deviceID string, req MethodRequest, opts *InvokeMethodOptions) (InvokeMethodResponse, error) {
-	if deviceID == "" {
-		return InvokeMethodResponse{}, errors.New("iothub: InvokeMethod: deviceID is empty")
+	if err := deviceid.Validate(deviceID); err != nil {
+		return InvokeMethodResponse{}, fmt.Errorf("iothub: InvokeMethod: %w", err)
 	}
 	if req.MethodName == "" {
 		return InvokeMethodResponse{}, errors.New("iothub: InvokeMethod: MethodName is empty")
@@ -126,7 +128,7 @@ func (c *Client) InvokeMethod(ctx context.Context, deviceID string, req MethodRe
 	if result.Payload == nil {
 		result.Payload = json.RawMessage("null")
 	}
-	return InvokeMethodResponse{Status: result.Status, Payload: result.Payload}, nil
+	return InvokeMethodResponse(result), nil
 }
 
 // ceilSeconds converts d to whole seconds, rounding up so that a timeout is

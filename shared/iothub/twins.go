@@ -3,13 +3,14 @@ package iothub
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
+
+	"github.com/iothub-reboot/devmgmt/shared/deviceid"
 )
 
 // Twin is a device twin as GET /twins/{id} returns it.
@@ -94,8 +95,8 @@ type UpdateTwinResponse struct {
 // GetTwin reads a device's twin.
 // If the operation fails it returns an *azcore.ResponseError.
 func (c *Client) GetTwin(ctx context.Context, deviceID string, opts *GetTwinOptions) (GetTwinResponse, error) {
-	if deviceID == "" {
-		return GetTwinResponse{}, errors.New("iothub: GetTwin: deviceID is empty")
+	if err := deviceid.Validate(deviceID); err != nil {
+		return GetTwinResponse{}, fmt.Errorf("iothub: GetTwin: %w", err)
 	}
 	req, err := c.newRequest(ctx, http.MethodGet, "twins", deviceID)
 	if err != nil {
@@ -116,8 +117,8 @@ func (c *Client) GetTwin(ctx context.Context, deviceID string, opts *GetTwinOpti
 // properties only; the device is notified of desired changes.
 // If the operation fails it returns an *azcore.ResponseError.
 func (c *Client) UpdateTwin(ctx context.Context, deviceID string, patch TwinPatch, opts *UpdateTwinOptions) (UpdateTwinResponse, error) {
-	if deviceID == "" {
-		return UpdateTwinResponse{}, errors.New("iothub: UpdateTwin: deviceID is empty")
+	if err := deviceid.Validate(deviceID); err != nil {
+		return UpdateTwinResponse{}, fmt.Errorf("iothub: UpdateTwin: %w", err)
 	}
 	if opts == nil {
 		opts = &UpdateTwinOptions{}

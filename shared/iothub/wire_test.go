@@ -58,23 +58,23 @@ func TestRequestWireFormat(t *testing.T) {
 		},
 		{
 			name:    "device id escaped per segment",
-			respond: cannedResponse{status: 200, body: `{"deviceId":"a/b#c?d%e f"}`},
+			respond: cannedResponse{status: 200, body: `{"deviceId":"a#b?c%d:e;f+g"}`},
 			call: func(ctx context.Context, c *Client) error {
-				_, err := c.GetTwin(ctx, "a/b#c?d%e f", nil)
+				_, err := c.GetTwin(ctx, "a#b?c%d:e;f+g", nil)
 				return err
 			},
 			wantMethod: "GET",
-			wantPath:   "/twins/a%2Fb%23c%3Fd%25e%20f",
+			wantPath:   "/twins/a%23b%3Fc%25d%3Ae%3Bf%2Bg",
 		},
 		{
 			name:    "every byte but the unreserved ones is escaped",
 			respond: cannedResponse{status: 200, body: `{"status":200,"payload":null}`},
 			call: func(ctx context.Context, c *Client) error {
-				_, err := c.InvokeMethod(ctx, "d.v-1_~+%2E%2E$@!*'(),=", MethodRequest{MethodName: "reboot"}, nil)
+				_, err := c.InvokeMethod(ctx, "d.v-1_+%2E%2E$@!*'(),=;:", MethodRequest{MethodName: "reboot"}, nil)
 				return err
 			},
 			wantMethod: "POST",
-			wantPath:   "/twins/d.v-1_~%2B%252E%252E%24%40%21%2A%27%28%29%2C%3D/methods",
+			wantPath:   "/twins/d.v-1_%2B%252E%252E%24%40%21%2A%27%28%29%2C%3D%3B%3A/methods",
 			wantBody:   `{"methodName":"reboot","payload":null,"responseTimeoutInSeconds":30,"connectTimeoutInSeconds":0}`,
 		},
 		{
@@ -282,7 +282,7 @@ func TestClientSideValidation(t *testing.T) {
 		{"invoke empty device", func() error {
 			_, err := c.InvokeMethod(ctx, "", MethodRequest{MethodName: "m"}, nil)
 			return err
-		}, "deviceID is empty"},
+		}, "device id is empty"},
 		{"invoke empty method", func() error {
 			_, err := c.InvokeMethod(ctx, "d1", MethodRequest{}, nil)
 			return err
@@ -291,11 +291,12 @@ func TestClientSideValidation(t *testing.T) {
 			_, err := c.InvokeMethod(ctx, "d1", MethodRequest{MethodName: "m", Payload: json.RawMessage(`{`)}, nil)
 			return err
 		}, "Payload valid JSON"},
-		{"get twin", func() error { _, err := c.GetTwin(ctx, "", nil); return err }, "deviceID is empty"},
-		{"update twin", func() error { _, err := c.UpdateTwin(ctx, "", TwinPatch{}, nil); return err }, "deviceID is empty"},
-		{"create device", func() error { _, err := c.CreateDevice(ctx, "", nil); return err }, "deviceID is empty"},
-		{"get device", func() error { _, err := c.GetDevice(ctx, "", nil); return err }, "deviceID is empty"},
-		{"delete device", func() error { _, err := c.DeleteDevice(ctx, "", nil); return err }, "deviceID is empty"},
+		{"get twin", func() error { _, err := c.GetTwin(ctx, "", nil); return err }, "device id is empty"},
+		{"update twin", func() error { _, err := c.UpdateTwin(ctx, "", TwinPatch{}, nil); return err }, "device id is empty"},
+		{"create device", func() error { _, err := c.CreateDevice(ctx, "", nil); return err }, "device id is empty"},
+		{"get device", func() error { _, err := c.GetDevice(ctx, "", nil); return err }, "device id is empty"},
+		{"delete device", func() error { _, err := c.DeleteDevice(ctx, "", nil); return err }, "device id is empty"},
+		{"invalid device id", func() error { _, err := c.GetTwin(ctx, "a b", nil); return err }, "device id contains ' '"},
 		// Dot-segments would be resolved away (/twins/../methods is
 		// /methods), so they are refused rather than sent.
 		{"invoke on ..", func() error {

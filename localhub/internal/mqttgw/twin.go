@@ -46,9 +46,9 @@ func (g *Gateway) twinFailed(cl *mqtt.Client, rid string, err error) {
 	switch {
 	case errors.As(err, &invalid):
 		status = http.StatusBadRequest
-		body = twinError{ErrorCode: invalid.Code, Message: invalid.Msg}
-		if body.ErrorCode == 0 {
-			body.ErrorCode = 400004
+		body = twinError{ErrorCode: 400004, Message: invalid.Msg} // ArgumentInvalid
+		if invalid.Reason == registry.ReasonFormat {
+			body.ErrorCode = 400006 // IotHubFormatError
 		}
 	case errors.Is(err, registry.ErrDeviceNotFound):
 		status = http.StatusNotFound

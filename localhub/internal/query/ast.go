@@ -116,3 +116,27 @@ func canonicalField(name string) string {
 	}
 	return name
 }
+
+// jobFields are the top-level properties of a devices.jobs item
+// (iot-hub-devguide-query-language, "Queries for IoT Hub jobs"); the docs'
+// own example also filters on createdTimeUtc.
+var jobFields = [...]string{
+	"deviceId", "jobId", "jobType", "status", "startTimeUtc", "endTimeUtc",
+	"createdDateTimeUtc", "lastUpdatedDateTimeUtc", "createdTimeUtc", "outcome",
+}
+
+// isTwinOnlyField reports whether name is a twin field no job item has, so
+// that a devices.jobs condition on it refers to the device twin.
+func isTwinOnlyField(name string) bool {
+	for _, f := range jobFields {
+		if strings.EqualFold(f, name) {
+			return false
+		}
+	}
+	for _, f := range twinFields {
+		if strings.EqualFold(f, name) {
+			return true
+		}
+	}
+	return false
+}

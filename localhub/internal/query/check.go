@@ -8,6 +8,10 @@ func (p *parser) check(q *Query, fromPos, groupPos int) error {
 	if q.from == CollectionJobs && (!q.star || q.groupBy != nil) {
 		return p.errAt(fromPos, "queries on devices.jobs support only SELECT * without GROUP BY")
 	}
+	if q.groupBy != nil && q.from != CollectionDevices {
+		// The docs: GROUP BY "is currently only supported when querying device twins".
+		return p.errAt(groupPos, "GROUP BY is supported only in queries on device twins (FROM devices)")
+	}
 	if q.star && q.groupBy != nil {
 		return p.errAt(groupPos, "GROUP BY needs a SELECT list of the grouped property and aggregates, not *")
 	}

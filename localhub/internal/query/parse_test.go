@@ -62,6 +62,9 @@ func TestParse(t *testing.T) {
 			"SELECT * FROM devices.modules WHERE ((moduleId = 'm') AND (deviceId IN ['d1']))", "devices.modules", "Twin"},
 		{"jobs", "SELECT * FROM devices.jobs WHERE devices.jobs.deviceId = 'd' AND devices.jobs.createdTimeUtc > '2016-09-01'",
 			"SELECT * FROM devices.jobs WHERE ((deviceId = 'd') AND (createdTimeUtc > '2016-09-01'))", "devices.jobs", "DeviceJob"},
+		{"jobs bare job properties", "SELECT * FROM devices.jobs WHERE jobId = 'j' AND Status = 'completed' AND outcome.deviceMethodResponse.status = 200",
+			"SELECT * FROM devices.jobs WHERE (((jobId = 'j') AND (status = 'completed')) AND (outcome.deviceMethodResponse.status = 200))", "devices.jobs", "DeviceJob"},
+		{"modules aggregate", "SELECT COUNT() AS n FROM devices.modules", "SELECT COUNT() AS n FROM devices.modules", "devices.modules", "Raw"},
 		{"dollar identifiers", "SELECT * FROM devices WHERE properties.reported.$version > 2",
 			"SELECT * FROM devices WHERE (properties.reported.$version > 2)", "devices", "Twin"},
 		{"exactly max length", "SELECT * FROM devices WHERE x = '" + strings.Repeat("é", MaxLength-34) + "'",
@@ -126,6 +129,14 @@ func TestParseErrors(t *testing.T) {
 		{"path and aggregate without group by", "SELECT deviceId, COUNT() FROM devices", "cannot be selected together", 7, 1, 8},
 		{"path not grouped", "SELECT COUNT() AS n, deviceId FROM devices GROUP BY status", "deviceId is not in GROUP BY", 21, 1, 22},
 		{"jobs projection", "SELECT deviceId FROM devices.jobs", "devices.jobs support only SELECT *", 16, 1, 17},
+		// The docs: devices.jobs queries do not support "conditions that refer
+		// to the device twin in addition to job properties".
+		{"jobs condition on twin properties", "SELECT * FROM devices.jobs WHERE properties.reported.x = 1", "job properties only", 33, 1, 34},
+		{"jobs condition on tags after a job condition", "SELECT * FROM devices.jobs WHERE devices.jobs.jobId = 'j' AND devices.tags.x = 1", "job properties only", 62, 1, 63},
+		{"jobs condition qualified as the twin's", "SELECT * FROM devices.jobs WHERE devices.status = 'enabled'", "job properties only", 33, 1, 34},
+		{"jobs condition inside a function", "SELECT * FROM devices.jobs WHERE IS_DEFINED(tags.x)", "job properties only", 44, 1, 45},
+		// The docs: GROUP BY "is currently only supported when querying device twins".
+		{"modules group by", "SELECT properties.reported.x AS x, COUNT() AS n FROM devices.modules GROUP BY properties.reported.x", "GROUP BY is supported only in queries on device twins", 69, 1, 70},
 		{"duplicate result key", "SELECT tags.x, properties.x FROM devices", `"x" is selected more than once`, 15, 1, 16},
 		{"duplicate auto name", "SELECT COUNT(), COUNT() AS [[$1]] FROM devices", `"$1" is selected more than once`, 16, 1, 17},
 		{"aggregate without path", "SELECT AVG() FROM devices", "expected a property name", 11, 1, 12},

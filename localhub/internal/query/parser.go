@@ -43,6 +43,9 @@ type parser struct {
 	i    int
 	// projPos holds where each SELECT element starts, for semantic errors.
 	projPos []int
+	// jobConditions is set while parsing the WHERE of a devices.jobs query,
+	// whose conditions may address job properties only.
+	jobConditions bool
 }
 
 // parse parses text without the length limit, so String output of a long
@@ -137,10 +140,12 @@ func (p *parser) parseQuery() (*Query, error) {
 		return nil, err
 	}
 	if p.acceptKeyword("WHERE") {
+		p.jobConditions = q.from == CollectionJobs
 		where, err := p.parseExpr()
 		if err != nil {
 			return nil, err
 		}
+		p.jobConditions = false
 		q.where = where
 	}
 	groupPos := p.peek().pos
@@ -310,6 +315,7 @@ func (p *parser) parseName(what string) (string, error) {
 // parsePath reads a.b.[[c]], strips the optional collection prefix
 // (devices., devices.modules., devices.jobs.) and canonicalises the twin field.
 func (p *parser) parsePath() (path, error) {
+	start := p.peek().pos
 	var segs path
 	var bare []bool
 	for {
@@ -323,11 +329,17 @@ func (p *parser) parsePath() (path, error) {
 			break
 		}
 	}
+	qualifier := ""
 	if len(segs) > 1 && bare[0] && strings.EqualFold(segs[0], "devices") {
 		segs, bare = segs[1:], bare[1:]
+		qualifier = CollectionDevices
 		if len(segs) > 1 && bare[0] && (strings.EqualFold(segs[0], "modules") || strings.EqualFold(segs[0], "jobs")) {
+			qualifier += "." + strings.ToLower(segs[0])
 			segs = segs[1:]
 		}
+	}
+	if p.jobConditions && (qualifier == CollectionDevices || qualifier == CollectionModules || isTwinOnlyField(segs[0])) {
+		return nil, p.errAt(start, "queries on devices.jobs can filter on job properties only (devices.jobs.<property>), not on the device twin")
 	}
 	segs[0] = canonicalField(segs[0])
 	return segs, nil

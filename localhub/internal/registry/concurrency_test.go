@@ -10,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 func TestConcurrentUse(t *testing.T) {
@@ -196,9 +197,9 @@ func TestClosedStore(t *testing.T) {
 	f.createDevice(t, "d")
 	require.NoError(t, f.s.Close())
 	_, err := f.s.PatchReported("d", json.RawMessage(`{"a":1}`))
-	require.ErrorIs(t, err, bolt.ErrDatabaseNotOpen)
+	require.ErrorIs(t, err, bolterrors.ErrDatabaseNotOpen)
 	_, err = f.s.CreateDevice(Device{DeviceID: "e"})
-	require.ErrorIs(t, err, bolt.ErrDatabaseNotOpen)
+	require.ErrorIs(t, err, bolterrors.ErrDatabaseNotOpen)
 	_, err = f.s.GetTwin("d")
 	require.Error(t, err)
 }

@@ -8,64 +8,51 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/iothub-reboot/devmgmt/shared/iothub"
+	"github.com/iothub-reboot/devmgmt/shared/deviceid"
 )
 
 // SymmetricKey holds base64 keys.
 type SymmetricKey struct {
-	PrimaryKey   string `json:"primaryKey"`
-	SecondaryKey string `json:"secondaryKey"`
+	PrimaryKey   string
+	SecondaryKey string
 }
 
-// X509Thumbprint is always null/null for SAS devices.
+// X509Thumbprint is always empty for SAS devices.
 type X509Thumbprint struct {
-	PrimaryThumbprint   *string `json:"primaryThumbprint"`
-	SecondaryThumbprint *string `json:"secondaryThumbprint"`
+	PrimaryThumbprint   *string
+	SecondaryThumbprint *string
 }
 
 // Authentication of a device. Only type "sas" is supported locally.
 type Authentication struct {
-	SymmetricKey   SymmetricKey   `json:"symmetricKey"`
-	X509Thumbprint X509Thumbprint `json:"x509Thumbprint"`
-	Type           string         `json:"type"`
+	SymmetricKey   SymmetricKey
+	X509Thumbprint X509Thumbprint
+	Type           string
 }
 
 // Capabilities of a device.
 type Capabilities struct {
-	IotEdge bool `json:"iotEdge"`
+	IotEdge bool
 }
 
-// Device is the wire shape of GET /devices/{id}. Times are UTC and are
-// encoded with a trailing Z (the Go SDK rejects offsets).
+// Device is a device identity with its live connection state. Times are
+// UTC; a zero time is one that never happened. How it goes on the wire is
+// the API's business.
 type Device struct {
-	DeviceID                   string         `json:"deviceId"`
-	GenerationID               string         `json:"generationId"`
-	ETag                       string         `json:"etag"`
-	ConnectionState            string         `json:"connectionState"`
-	Status                     string         `json:"status"`
-	StatusReason               *string        `json:"statusReason"`
-	ConnectionStateUpdatedTime time.Time      `json:"connectionStateUpdatedTime"`
-	StatusUpdatedTime          time.Time      `json:"statusUpdatedTime"`
-	LastActivityTime           time.Time      `json:"lastActivityTime"`
-	CloudToDeviceMessageCount  int            `json:"cloudToDeviceMessageCount"`
-	Authentication             Authentication `json:"authentication"`
-	Capabilities               Capabilities   `json:"capabilities"`
-	DeviceScope                *string        `json:"deviceScope"`
-	ParentScopes               []string       `json:"parentScopes"`
-}
-
-// MarshalJSON writes every time in UTC with a trailing Z, whatever zone the
-// values carry, and parentScopes as [] rather than null, as IoT Hub does.
-func (d Device) MarshalJSON() ([]byte, error) {
-	type plain Device
-	p := plain(d)
-	p.ConnectionStateUpdatedTime = p.ConnectionStateUpdatedTime.UTC()
-	p.StatusUpdatedTime = p.StatusUpdatedTime.UTC()
-	p.LastActivityTime = p.LastActivityTime.UTC()
-	if p.ParentScopes == nil {
-		p.ParentScopes = []string{}
-	}
-	return json.Marshal(p)
+	DeviceID                   string
+	GenerationID               string
+	ETag                       string
+	ConnectionState            string
+	Status                     string
+	StatusReason               *string
+	ConnectionStateUpdatedTime time.Time
+	StatusUpdatedTime          time.Time
+	LastActivityTime           time.Time
+	CloudToDeviceMessageCount  int
+	Authentication             Authentication
+	Capabilities               Capabilities
+	DeviceScope                *string
+	ParentScopes               []string
 }
 
 // Device status and connection state values.
@@ -81,17 +68,32 @@ const (
 
 // deviceRecord is a device as stored: identity without live state.
 type deviceRecord struct {
-	DeviceID          string       `json:"deviceId"`
-	GenerationID      string       `json:"generationId"`
-	ETag              uint64       `json:"etag"`
-	Status            string       `json:"status"`
-	StatusReason      *string      `json:"statusReason,omitempty"`
-	StatusUpdatedTime time.Time    `json:"statusUpdatedTime"`
-	Keys              SymmetricKey `json:"keys"`
-	Capabilities      Capabilities `json:"capabilities"`
-	DeviceScope       *string      `json:"deviceScope,omitempty"`
-	ParentScopes      []string     `json:"parentScopes,omitempty"`
-	C2DMessageCount   int          `json:"c2dMessageCount,omitempty"`
+	DeviceID          string     `json:"deviceId"`
+	GenerationID      string     `json:"generationId"`
+	ETag              uint64     `json:"etag"`
+	Status            string     `json:"status"`
+	StatusReason      *string    `json:"statusReason,omitempty"`
+	StatusUpdatedTime time.Time  `json:"statusUpdatedTime"`
+	Keys              storedKeys `json:"keys"`
+	Capabilities      storedCaps `json:"capabilities"`
+	DeviceScope       *string    `json:"deviceScope,omitempty"`
+	ParentScopes      []string   `json:"parentScopes,omitempty"`
+	C2DMessageCount   int        `json:"c2dMessageCount,omitempty"`
+}
+
+// storedKeys and storedCaps name the on-disk fields of keys and
+// capabilities.
+type storedKeys struct {
+	PrimaryKey   string `json:"primaryKey"`
+	SecondaryKey string `json:"secondaryKey"`
+}
+
+type storedCaps struct {
+	IotEdge bool `json:"iotEdge"`
+}
+
+func (k storedKeys) keys() SymmetricKey {
+	return SymmetricKey(k)
 }
 
 func decodeDevice(v []byte) (*deviceRecord, error) {
@@ -103,7 +105,7 @@ func decodeDevice(v []byte) (*deviceRecord, error) {
 }
 
 func (r *deviceRecord) state() *deviceState {
-	return &deviceState{keys: r.Keys, enabled: r.Status == StatusEnabled, generationID: r.GenerationID}
+	return &deviceState{keys: r.Keys.keys(), enabled: r.Status == StatusEnabled, generationID: r.GenerationID}
 }
 
 // wire renders the record with live connection state from st (may be nil).
@@ -117,11 +119,11 @@ func (r *deviceRecord) wire(st *deviceState) Device {
 		StatusReason:      r.StatusReason,
 		StatusUpdatedTime: r.StatusUpdatedTime,
 		Authentication: Authentication{
-			SymmetricKey: r.Keys,
+			SymmetricKey: r.Keys.keys(),
 			Type:         authSAS,
 		},
 		CloudToDeviceMessageCount: r.C2DMessageCount,
-		Capabilities:              r.Capabilities,
+		Capabilities:              Capabilities(r.Capabilities),
 		DeviceScope:               r.DeviceScope,
 		ParentScopes:              append([]string{}, r.ParentScopes...),
 	}
@@ -167,7 +169,7 @@ type deviceInput struct {
 }
 
 func validateDeviceInput(d Device) (deviceInput, error) {
-	if err := iothub.ValidateDeviceID(d.DeviceID); err != nil {
+	if err := deviceid.Validate(d.DeviceID); err != nil {
 		return deviceInput{}, argumentInvalid("The device identifier %q is invalid: %v", d.DeviceID, err)
 	}
 	switch d.Authentication.Type {
@@ -204,8 +206,8 @@ func (s *Store) CreateDevice(d Device) (Device, error) {
 		GenerationID: newGenerationID(),
 		Status:       in.status,
 		StatusReason: in.statusReason,
-		Keys:         in.keys,
-		Capabilities: in.capabilities,
+		Keys:         storedKeys(in.keys),
+		Capabilities: storedCaps(in.capabilities),
 		DeviceScope:  d.DeviceScope,
 	}
 	if rec.Status == "" {
@@ -221,7 +223,7 @@ func (s *Store) CreateDevice(d Device) (Device, error) {
 	unlock := s.lockDevice(d.DeviceID)
 	defer unlock()
 	now := s.clock()
-	twin := newTwinRecord()
+	twin := newTwinRecord(now)
 	err = s.writes.update(func(tx *bolt.Tx) error {
 		if tx.Bucket(bucketDevices).Get([]byte(rec.DeviceID)) != nil {
 			return ErrDeviceExists
@@ -274,7 +276,7 @@ func (s *Store) UpdateDevice(d Device, ifMatch string) (Device, error) {
 		if in.keys.SecondaryKey != "" {
 			rec.Keys.SecondaryKey = in.keys.SecondaryKey
 		}
-		rec.Capabilities = in.capabilities
+		rec.Capabilities = storedCaps(in.capabilities)
 		return putDevice(tx, rec)
 	})
 	if err != nil {
@@ -286,7 +288,7 @@ func (s *Store) UpdateDevice(d Device, ifMatch string) (Device, error) {
 		st = rec.state()
 		s.devices[rec.DeviceID] = st
 	}
-	st.keys, st.enabled, st.generationID = rec.Keys, rec.Status == StatusEnabled, rec.GenerationID
+	st.keys, st.enabled, st.generationID = rec.Keys.keys(), rec.Status == StatusEnabled, rec.GenerationID
 	dev := rec.wire(st)
 	s.mu.Unlock()
 	return dev, nil
@@ -326,7 +328,7 @@ func (s *Store) DeleteDevice(id, ifMatch string) error {
 		// A missing twin (a damaged file) must not make the device
 		// undeletable.
 		if twin, err = getTwin(tx, id); errors.Is(err, ErrDeviceNotFound) {
-			twin = newTwinRecord()
+			twin = newTwinRecord(now)
 		} else if err != nil {
 			return err
 		}
@@ -378,11 +380,11 @@ func (s *Store) ListDevices(top int) ([]Device, error) {
 	return devices, nil
 }
 
-// DeviceStats is GET /statistics/devices.
+// DeviceStats counts the registered devices.
 type DeviceStats struct {
-	TotalDeviceCount    int `json:"totalDeviceCount"`
-	EnabledDeviceCount  int `json:"enabledDeviceCount"`
-	DisabledDeviceCount int `json:"disabledDeviceCount"`
+	TotalDeviceCount    int
+	EnabledDeviceCount  int
+	DisabledDeviceCount int
 }
 
 // Stats counts devices.

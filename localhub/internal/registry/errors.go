@@ -5,36 +5,42 @@ import (
 	"fmt"
 )
 
-// Errors the store returns; callers map them to IoT Hub error codes.
+// Errors the store returns. The packages that speak to clients (the REST
+// API, the MQTT gateway) map them to their wire's codes; the store knows
+// none of them.
 var (
-	ErrDeviceNotFound     = errors.New("device not found")      // 404001 DeviceNotFound
-	ErrDeviceExists       = errors.New("device already exists") // 409001 DeviceAlreadyExists
-	ErrPreconditionFailed = errors.New("precondition failed")   // 412001 PreconditionFailed
+	ErrDeviceNotFound     = errors.New("device not found")
+	ErrDeviceExists       = errors.New("device already exists")
+	ErrPreconditionFailed = errors.New("precondition failed")
+	// ErrInUse: another process holds the registry file. Open fails with
+	// it at once rather than waiting for the lock.
+	ErrInUse = errors.New("in use by another process: another local hub (or make run) is serving this data dir; stop it or use another data dir")
 )
 
-// InvalidError is bad input. Code is the IoT Hub numeric error code
-// (e.g. 400004 ArgumentInvalid) and Name its name ("ArgumentInvalid").
+// InvalidError is input the store refuses. Msg is written for the caller
+// of the API and goes on the wire as is.
 type InvalidError struct {
-	Code int
-	Name string
-	Msg  string
+	Reason Reason
+	Msg    string
 }
 
 func (e *InvalidError) Error() string { return e.Msg }
 
-// IoT Hub's codes for bad input (azure-iot-sdk-csharp ErrorCode.cs).
+// Reason says what is wrong with refused input.
+type Reason int
+
 const (
-	// CodeArgumentInvalid is what IoT Hub returns for an invalid device id,
-	// twin key or value, and (here) for exceeding a twin limit.
-	CodeArgumentInvalid = 400004
-	// CodeIotHubFormatError is IoT Hub's code for a body that is not JSON.
-	CodeIotHubFormatError = 400006
+	// ReasonArgument: a value breaks a rule: an id, a key, a value's type
+	// or size, a twin limit.
+	ReasonArgument Reason = iota + 1
+	// ReasonFormat: the input is not JSON, or not the JSON shape expected.
+	ReasonFormat
 )
 
 func argumentInvalid(format string, args ...any) *InvalidError {
-	return &InvalidError{Code: CodeArgumentInvalid, Name: "ArgumentInvalid", Msg: fmt.Sprintf(format, args...)}
+	return &InvalidError{Reason: ReasonArgument, Msg: fmt.Sprintf(format, args...)}
 }
 
 func formatError(format string, args ...any) *InvalidError {
-	return &InvalidError{Code: CodeIotHubFormatError, Name: "IotHubFormatError", Msg: fmt.Sprintf(format, args...)}
+	return &InvalidError{Reason: ReasonFormat, Msg: fmt.Sprintf(format, args...)}
 }

@@ -100,12 +100,12 @@ func (f *fixture) createDevice(t testing.TB, id string) Device {
 	return d
 }
 
-// requireInvalid asserts err is an *InvalidError with the given code.
-func requireInvalid(t testing.TB, err error, code int) *InvalidError {
+// requireInvalid asserts err is an *InvalidError for the given reason.
+func requireInvalid(t testing.TB, err error, reason Reason) *InvalidError {
 	t.Helper()
 	var invalid *InvalidError
 	require.ErrorAs(t, err, &invalid)
-	require.Equal(t, code, invalid.Code)
+	require.Equal(t, reason, invalid.Reason, invalid.Msg)
 	return invalid
 }
 

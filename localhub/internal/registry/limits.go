@@ -138,7 +138,8 @@ func normalizeLeaf(sec section, key string, v any) (any, error) {
 		if len(tv) > maxStringBytes {
 			return nil, argumentInvalid("%s: value of property '%s' is %d bytes long; the maximum is %d", sec, key, len(tv), maxStringBytes)
 		}
-		return tv, nil
+		d, _ := normalizeDate(tv)
+		return d, nil
 	case bool:
 		return tv, nil
 	case []any:
@@ -187,9 +188,12 @@ func normalizeArray(sec section, key string, a []any) ([]any, error) {
 	return out, nil
 }
 
-// checkKey applies IoT Hub's key rules: at most 1 KB, and no '.', '$',
-// space or control character (C0 and C1).
+// checkKey applies IoT Hub's key rules: not empty, at most 1 KB, and no
+// '.', '$', space or control character (C0 and C1).
 func checkKey(sec section, k string) error {
+	if k == "" {
+		return argumentInvalid("%s: a property name is empty", sec)
+	}
 	if len(k) > maxKeyNameBytes {
 		return argumentInvalid("%s: property name '%.16s...' is %d bytes long; the maximum is %d", sec, k, len(k), maxKeyNameBytes)
 	}

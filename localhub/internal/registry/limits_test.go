@@ -24,41 +24,44 @@ func TestReportedLimits(t *testing.T) {
 	tests := []struct {
 		name  string
 		patch string
-		code  int // 0: accepted
+		code  Reason // 0: accepted
 	}{
-		{"not JSON", `{"a":`, CodeIotHubFormatError},
-		{"empty body", ``, CodeIotHubFormatError},
-		{"trailing data", `{"a":1} {}`, CodeIotHubFormatError},
-		{"array", `[1,2]`, CodeArgumentInvalid},
-		{"string", `"x"`, CodeArgumentInvalid},
-		{"null", `null`, CodeArgumentInvalid},
-		{"number", `12`, CodeArgumentInvalid},
+		{"not JSON", `{"a":`, ReasonFormat},
+		{"empty body", ``, ReasonFormat},
+		{"trailing data", `{"a":1} {}`, ReasonFormat},
+		{"array", `[1,2]`, ReasonArgument},
+		{"string", `"x"`, ReasonArgument},
+		{"null", `null`, ReasonArgument},
+		{"number", `12`, ReasonArgument},
 		{"depth 10 object with leaf at level 11", nested(11, `1`), 0},
-		{"object at level 11", nested(11, `{}`), CodeArgumentInvalid},
-		{"leaf at level 12", nested(12, `1`), CodeArgumentInvalid},
+		{"object at level 11", nested(11, `{}`), ReasonArgument},
+		{"leaf at level 12", nested(12, `1`), ReasonArgument},
 		{"key of 1024 bytes", `{"` + strings.Repeat("k", 1024) + `":1}`, 0},
-		{"key of 1025 bytes", `{"` + strings.Repeat("k", 1025) + `":1}`, CodeArgumentInvalid},
-		{"key with dot", `{"a.b":1}`, CodeArgumentInvalid},
-		{"key with dollar", `{"$a":1}`, CodeArgumentInvalid},
-		{"nested key with dollar", `{"a":{"b$":1}}`, CodeArgumentInvalid},
-		{"key with space", `{"a b":1}`, CodeArgumentInvalid},
-		{"key with C0 control", `{"a\u0001":1}`, CodeArgumentInvalid},
-		{"key with DEL", `{"a\u007f":1}`, CodeArgumentInvalid},
-		{"key with C1 control", `{"a\u0085":1}`, CodeArgumentInvalid},
-		{"key in array object with dot", `{"a":[{"b.c":1}]}`, CodeArgumentInvalid},
+		{"key of 1025 bytes", `{"` + strings.Repeat("k", 1025) + `":1}`, ReasonArgument},
+		{"key with dot", `{"a.b":1}`, ReasonArgument},
+		{"empty key", `{"":1}`, ReasonArgument},
+		{"nested empty key", `{"a":{"":1}}`, ReasonArgument},
+		{"empty key in array object", `{"a":[{"":1}]}`, ReasonArgument},
+		{"key with dollar", `{"$a":1}`, ReasonArgument},
+		{"nested key with dollar", `{"a":{"b$":1}}`, ReasonArgument},
+		{"key with space", `{"a b":1}`, ReasonArgument},
+		{"key with C0 control", `{"a\u0001":1}`, ReasonArgument},
+		{"key with DEL", `{"a\u007f":1}`, ReasonArgument},
+		{"key with C1 control", `{"a\u0085":1}`, ReasonArgument},
+		{"key in array object with dot", `{"a":[{"b.c":1}]}`, ReasonArgument},
 		{"unicode key", `{"température":1}`, 0},
 		{"string of 4096 bytes", `{"s":"` + strings.Repeat("x", 4096) + `"}`, 0},
-		{"string of 4097 bytes", `{"s":"` + strings.Repeat("x", 4097) + `"}`, CodeArgumentInvalid},
-		{"string in array too long", `{"s":["` + strings.Repeat("x", 4097) + `"]}`, CodeArgumentInvalid},
+		{"string of 4097 bytes", `{"s":"` + strings.Repeat("x", 4097) + `"}`, ReasonArgument},
+		{"string in array too long", `{"s":["` + strings.Repeat("x", 4097) + `"]}`, ReasonArgument},
 		{"max integer", `{"n":4503599627370495}`, 0},
 		{"min integer", `{"n":-4503599627370496}`, 0},
-		{"integer too big", `{"n":4503599627370496}`, CodeArgumentInvalid},
-		{"integer too small", `{"n":-4503599627370497}`, CodeArgumentInvalid},
-		{"integer beyond int64", `{"n":123456789012345678901234567890}`, CodeArgumentInvalid},
-		{"integer in array too big", `{"n":[9007199254740993]}`, CodeArgumentInvalid},
+		{"integer too big", `{"n":4503599627370496}`, ReasonArgument},
+		{"integer too small", `{"n":-4503599627370497}`, ReasonArgument},
+		{"integer beyond int64", `{"n":123456789012345678901234567890}`, ReasonArgument},
+		{"integer in array too big", `{"n":[9007199254740993]}`, ReasonArgument},
 		{"big float is fine", `{"n":1e300}`, 0},
-		{"null in array", `{"a":[1,null]}`, CodeArgumentInvalid},
-		{"section too large", sizedPatch(32*1024 + 1), CodeArgumentInvalid},
+		{"null in array", `{"a":[1,null]}`, ReasonArgument},
+		{"section too large", sizedPatch(32*1024 + 1), ReasonArgument},
 		{"section at the limit", sizedPatch(32 * 1024), 0},
 	}
 	for _, tt := range tests {
@@ -117,7 +120,7 @@ func TestSectionSizeLimitsAccumulate(t *testing.T) {
 	}
 	// 8 x ~4 KB fits; the ninth pushes the merged section past 32 KB.
 	_, err := f.s.PatchReported("d", json.RawMessage(fmt.Sprintf(`{"k9":"%s"}`, half)))
-	invalid := requireInvalid(t, err, CodeArgumentInvalid)
+	invalid := requireInvalid(t, err, ReasonArgument)
 	require.Contains(t, invalid.Msg, "'Properties.Reported' size")
 	// Replacing a value with a smaller one is still fine.
 	_, err = f.s.PatchReported("d", json.RawMessage(`{"k0":"small"}`))
@@ -145,9 +148,9 @@ func TestServiceLimits(t *testing.T) {
 			before, err := f.s.GetTwin("d")
 			require.NoError(t, err)
 			_, err = f.s.PatchTwin("d", tt.patch, "")
-			requireInvalid(t, err, CodeArgumentInvalid)
+			requireInvalid(t, err, ReasonArgument)
 			_, err = f.s.ReplaceTwin("d", tt.patch, "")
-			requireInvalid(t, err, CodeArgumentInvalid)
+			requireInvalid(t, err, ReasonArgument)
 			after, err := f.s.GetTwin("d")
 			require.NoError(t, err)
 			require.Equal(t, before, after)

@@ -8,9 +8,11 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+// freshProperties are a new twin's sections, stamped with the creation
+// time as on IoT Hub.
 const freshProperties = `"properties":{` +
-	`"desired":{"$metadata":{"$lastUpdated":"0001-01-01T00:00:00Z"},"$version":1},` +
-	`"reported":{"$metadata":{"$lastUpdated":"0001-01-01T00:00:00Z"},"$version":1}}`
+	`"desired":{"$metadata":{"$lastUpdated":"` + t0Meta + `"},"$version":1},` +
+	`"reported":{"$metadata":{"$lastUpdated":"` + t0Meta + `"},"$version":1}}`
 
 func TestLifecycleNotifications(t *testing.T) {
 	f := newFixture(t)

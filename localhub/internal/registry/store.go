@@ -18,6 +18,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 // Options configure Open.
@@ -28,7 +29,11 @@ type Options struct {
 	Now func() time.Time
 	// OnChange, if set, is called after each committed change that IoT Hub
 	// would route (twin changes, device lifecycle), in commit order for any
-	// one device. It must not call back into the Store.
+	// one device. It runs under the device's lock (a stripe other devices
+	// may share), which is what keeps that order: it must not block, in
+	// particular not on network I/O such as writing to a device (hand the
+	// work to a bounded queue instead), and must not call back into the
+	// Store.
 	OnChange func(Notification)
 }
 
@@ -105,13 +110,18 @@ type deviceState struct {
 // registryReadWrite) and serviceAndRegistryRead (ServiceConnect+RegistryRead).
 func Open(opts Options) (*Store, error) {
 	if opts.Path == "" {
-		return nil, errors.New("registry: Options.Path is empty")
+		return nil, errors.New("no registry file: Options.Path is empty")
 	}
-	// A timeout turns a second process on the same file into an error
-	// instead of a silent hang on the file lock.
-	db, err := bolt.Open(opts.Path, 0o600, &bolt.Options{Timeout: 5 * time.Second})
+	// bbolt holds an exclusive lock on the file while it is open. Waiting
+	// for it helps nobody: the holder is another hub (or make run) that
+	// runs until stopped. A timeout shorter than bbolt's retry interval
+	// makes the first failed attempt final.
+	db, err := bolt.Open(opts.Path, 0o600, &bolt.Options{Timeout: time.Nanosecond})
+	if errors.Is(err, bolterrors.ErrTimeout) {
+		return nil, fmt.Errorf("open %s: %w", opts.Path, ErrInUse)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("registry: open %s: %w", opts.Path, err)
+		return nil, fmt.Errorf("open %s: %w", opts.Path, err)
 	}
 	s := &Store{
 		db:       db,
@@ -126,11 +136,11 @@ func Open(opts Options) (*Store, error) {
 	}
 	if err := db.Update(s.initialise); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("registry: initialise %s: %w", opts.Path, err)
+		return nil, fmt.Errorf("initialise %s: %w", opts.Path, err)
 	}
 	if err := db.View(s.load); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("registry: load %s: %w", opts.Path, err)
+		return nil, fmt.Errorf("load %s: %w", opts.Path, err)
 	}
 	return s, nil
 }
@@ -181,7 +191,7 @@ func (s *Store) load(tx *bolt.Tx) error {
 // Close closes the bbolt file.
 func (s *Store) Close() error {
 	if err := s.db.Close(); err != nil {
-		return fmt.Errorf("registry: close: %w", err)
+		return fmt.Errorf("close: %w", err)
 	}
 	return nil
 }

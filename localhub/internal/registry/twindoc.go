@@ -162,7 +162,8 @@ func (n *node) load(sn *storedNode) error {
 		if err != nil {
 			return err
 		}
-		n.val = v
+		// Files written before dates were normalised still hold them as sent.
+		n.val, _ = normalizeDates(v)
 		return nil
 	}
 	n.kids = make(map[string]*node, len(sn.K))

@@ -8,43 +8,35 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// Twin is the wire shape of GET /twins/{id} (reference §3.4). Tags and the
-// property sections are kept as raw JSON objects including $metadata and
-// $version. Values are what encoding/json decodes with UseNumber: numbers
-// are json.Number, so big integers stay exact.
+// Twin is a device twin with its device's identity and live state. Tags
+// and the property sections are JSON objects (map[string]any) holding what
+// encoding/json decodes with UseNumber: numbers are json.Number, so big
+// integers stay exact. Each property section carries its "$metadata" and
+// "$version". Times are UTC; a zero time is one that never happened.
 type Twin struct {
-	DeviceID                  string         `json:"deviceId"`
-	ETag                      string         `json:"etag"`
-	DeviceETag                string         `json:"deviceEtag"`
-	Status                    string         `json:"status"`
-	StatusReason              *string        `json:"statusReason,omitempty"`
-	StatusUpdateTime          time.Time      `json:"statusUpdateTime"`
-	ConnectionState           string         `json:"connectionState"`
-	LastActivityTime          time.Time      `json:"lastActivityTime"`
-	CloudToDeviceMessageCount int            `json:"cloudToDeviceMessageCount"`
-	AuthenticationType        string         `json:"authenticationType"`
-	X509Thumbprint            X509Thumbprint `json:"x509Thumbprint"`
-	ModelID                   string         `json:"modelId"`
-	Version                   int64          `json:"version"`
-	Tags                      map[string]any `json:"tags,omitempty"`
-	Properties                TwinProperties `json:"properties"`
-	Capabilities              Capabilities   `json:"capabilities"`
-}
-
-// MarshalJSON writes every time in UTC with a trailing Z.
-func (t Twin) MarshalJSON() ([]byte, error) {
-	type plain Twin
-	p := plain(t)
-	p.StatusUpdateTime = p.StatusUpdateTime.UTC()
-	p.LastActivityTime = p.LastActivityTime.UTC()
-	return json.Marshal(p)
+	DeviceID                  string
+	ETag                      string
+	DeviceETag                string
+	Status                    string
+	StatusReason              *string
+	StatusUpdateTime          time.Time
+	ConnectionState           string
+	LastActivityTime          time.Time
+	CloudToDeviceMessageCount int
+	AuthenticationType        string
+	X509Thumbprint            X509Thumbprint
+	ModelID                   string
+	Version                   int64
+	Tags                      map[string]any // nil when the twin has none
+	Properties                TwinProperties
+	Capabilities              Capabilities
 }
 
 // TwinProperties holds desired and reported, each a JSON object with
 // "$metadata" and "$version".
 type TwinProperties struct {
-	Desired  map[string]any `json:"desired"`
-	Reported map[string]any `json:"reported"`
+	Desired  map[string]any
+	Reported map[string]any
 }
 
 // TwinPatch is what a service may change: tags and desired properties. A nil
@@ -85,9 +77,10 @@ type storedTwin struct {
 }
 
 // newTwinRecord is a new device's twin as IoT Hub creates it: version 2,
-// etag "AAAAAAAAAAE=", both property sections at $version 1.
-func newTwinRecord() *twinRecord {
-	return &twinRecord{
+// etag "AAAAAAAAAAE=", both property sections at $version 1 and stamped
+// with the creation time (a real time on IoT Hub, not the zero time).
+func newTwinRecord(created time.Time) *twinRecord {
+	rec := &twinRecord{
 		Version:         2,
 		ETag:            1,
 		Tags:            newObject(),
@@ -96,6 +89,9 @@ func newTwinRecord() *twinRecord {
 		Reported:        newObject(),
 		ReportedVersion: 1,
 	}
+	rec.Desired.updated = created
+	rec.Reported.updated = created
+	return rec
 }
 
 func getTwin(tx *bolt.Tx, id string) (*twinRecord, error) {
@@ -179,7 +175,7 @@ func (r *twinRecord) wire(dev *deviceRecord, st *deviceState) Twin {
 			Desired:  sectionMap(r.Desired, r.DesiredVersion, sectionDesired),
 			Reported: sectionMap(r.Reported, r.ReportedVersion, sectionReported),
 		},
-		Capabilities: dev.Capabilities,
+		Capabilities: Capabilities(dev.Capabilities),
 	}
 	if len(r.Tags.kids) > 0 {
 		t.Tags = r.Tags.value().(map[string]any)

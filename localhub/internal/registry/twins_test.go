@@ -14,16 +14,20 @@ func TestFreshTwin(t *testing.T) {
 	tw, err := f.s.GetTwin("d")
 	require.NoError(t, err)
 
-	require.JSONEq(t, `{
-		"deviceId":"d","etag":"AAAAAAAAAAE=","deviceEtag":"`+d.ETag+`","status":"enabled",
-		"statusUpdateTime":"0001-01-01T00:00:00Z","connectionState":"Disconnected",
-		"lastActivityTime":"0001-01-01T00:00:00Z","cloudToDeviceMessageCount":0,
-		"authenticationType":"sas","x509Thumbprint":{"primaryThumbprint":null,"secondaryThumbprint":null},
-		"modelId":"","version":2,
-		"properties":{
-			"desired":{"$metadata":{"$lastUpdated":"0001-01-01T00:00:00Z"},"$version":1},
-			"reported":{"$metadata":{"$lastUpdated":"0001-01-01T00:00:00Z"},"$version":1}},
-		"capabilities":{"iotEdge":false}}`, marshal(t, tw))
+	require.Equal(t, Twin{
+		DeviceID:           "d",
+		ETag:               "AAAAAAAAAAE=",
+		DeviceETag:         d.ETag,
+		Status:             StatusEnabled,
+		ConnectionState:    Disconnected,
+		AuthenticationType: "sas",
+		Version:            2,
+		Properties: TwinProperties{
+			// Stamped with the creation time, as IoT Hub does, not the zero time.
+			Desired:  map[string]any{"$metadata": map[string]any{"$lastUpdated": t0Meta}, "$version": int64(1)},
+			Reported: map[string]any{"$metadata": map[string]any{"$lastUpdated": t0Meta}, "$version": int64(1)},
+		},
+	}, tw)
 
 	body, err := f.s.DeviceTwin("d")
 	require.NoError(t, err)
@@ -163,9 +167,9 @@ func TestPatchTwinAcceptsDecodedFloatsAndInts(t *testing.T) {
 		require.Equal(t, want, tw.Properties.Desired[k], k)
 	}
 	_, err = f.s.PatchTwin("d", TwinPatch{Desired: map[string]any{"big": float64(1 << 53)}}, "")
-	requireInvalid(t, err, CodeArgumentInvalid)
+	requireInvalid(t, err, ReasonArgument)
 	_, err = f.s.PatchTwin("d", TwinPatch{Desired: map[string]any{"bad": struct{}{}}}, "")
-	requireInvalid(t, err, CodeArgumentInvalid)
+	requireInvalid(t, err, ReasonArgument)
 }
 
 func TestReplaceTwin(t *testing.T) {

@@ -25,14 +25,14 @@ type caller struct {
 
 // authorize authenticates the caller and checks it holds need for op. Every
 // failure is 401 IotHubUnauthorizedAccess, as on IoT Hub; the reason is
-// logged at Debug (never the token itself).
+// logged at Debug under "err" (never the token itself).
 func authorize(d Deps, op string, need registry.Rights) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			c, err := authenticate(d, r)
 			if err != nil {
 				d.Logger.LogAttrs(r.Context(), slog.LevelDebug, "rest unauthorized",
-					slog.String("op", op), slog.String("reason", err.Error()))
+					slog.String("op", op), slog.String("err", err.Error()))
 				writeError(w, d.Now(), classic, errUnauthorized("Unauthorized"))
 				return
 			}

@@ -17,16 +17,25 @@ func handlePutDevice(d Deps) http.Handler {
 	// request holds the fields a caller may set; read-only fields in the
 	// body (etag, times, connection state) are ignored, whatever their form.
 	type request struct {
-		DeviceID       string                   `json:"deviceId"`
-		Status         string                   `json:"status"`
-		StatusReason   *string                  `json:"statusReason"`
-		Authentication *registry.Authentication `json:"authentication"`
-		Capabilities   *registry.Capabilities   `json:"capabilities"`
+		DeviceID       string              `json:"deviceId"`
+		Status         string              `json:"status"`
+		StatusReason   *string             `json:"statusReason"`
+		Authentication *authenticationJSON `json:"authentication"`
+		Capabilities   *capabilitiesJSON   `json:"capabilities"`
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.PathValue("id")
-		req, herr := decode[request](w, r)
+		body, herr := readBody(w, r)
 		if herr != nil {
+			writeError(w, d.Now(), classic, herr)
+			return
+		}
+		if isNull(body) {
+			writeError(w, d.Now(), classic, errArgumentNull("The device in the request body is null."))
+			return
+		}
+		var req request
+		if herr := unmarshal(body, &req); herr != nil {
 			writeError(w, d.Now(), classic, herr)
 			return
 		}
@@ -36,11 +45,18 @@ func handlePutDevice(d Deps) http.Handler {
 			return
 		}
 		dev := registry.Device{DeviceID: id, Status: req.Status, StatusReason: req.StatusReason}
-		if req.Authentication != nil {
-			dev.Authentication = *req.Authentication
+		if a := req.Authentication; a != nil {
+			dev.Authentication = registry.Authentication{
+				SymmetricKey: registry.SymmetricKey(a.SymmetricKey),
+				X509Thumbprint: registry.X509Thumbprint{
+					PrimaryThumbprint:   a.X509Thumbprint.PrimaryThumbprint,
+					SecondaryThumbprint: a.X509Thumbprint.SecondaryThumbprint,
+				},
+				Type: a.Type,
+			}
 		}
 		if req.Capabilities != nil {
-			dev.Capabilities = *req.Capabilities
+			dev.Capabilities = registry.Capabilities(*req.Capabilities)
 		}
 
 		var err error
@@ -56,7 +72,7 @@ func handlePutDevice(d Deps) http.Handler {
 		if dev.Status == "disabled" {
 			d.Devices.DisconnectDevice(id)
 		}
-		writeJSON(w, http.StatusOK, dev)
+		writeJSON(w, http.StatusOK, toDeviceJSON(dev))
 	})
 }
 
@@ -68,7 +84,7 @@ func handleGetDevice(d Deps) http.Handler {
 			writeError(w, d.Now(), classic, fromRegistry(err, id))
 			return
 		}
-		writeJSON(w, http.StatusOK, dev)
+		writeJSON(w, http.StatusOK, toDeviceJSON(dev))
 	})
 }
 
@@ -103,10 +119,7 @@ func handleListDevices(d Deps) http.Handler {
 			writeError(w, d.Now(), classic, fromRegistry(err, ""))
 			return
 		}
-		if devs == nil {
-			devs = []registry.Device{} // an empty registry is [], never null
-		}
-		writeJSON(w, http.StatusOK, devs)
+		writeJSON(w, http.StatusOK, toDevicesJSON(devs))
 	})
 }
 

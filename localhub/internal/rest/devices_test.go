@@ -3,6 +3,7 @@ package rest_test
 import (
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -36,6 +37,7 @@ func TestPutDeviceRejectsBadBodies(t *testing.T) {
 		{"not json", `{"deviceId":`, http.StatusBadRequest, "IotHubFormatError"},
 		{"empty body", ``, http.StatusBadRequest, "IotHubFormatError"},
 		{"trailing data", `{"deviceId":"d"} {}`, http.StatusBadRequest, "IotHubFormatError"},
+		{"null device", `null`, http.StatusBadRequest, "ArgumentNull"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -45,6 +47,8 @@ func TestPutDeviceRejectsBadBodies(t *testing.T) {
 		})
 	}
 	golden(t, "put_device_id_mismatch", h.do(request{method: http.MethodPut, path: "/devices/d", body: `{"deviceId":"other"}`}))
+	_, err := h.reg.GetDevice("d")
+	require.Error(t, err, "no bad body created a device")
 }
 
 func TestPutDeviceBodyIDMayBeOmitted(t *testing.T) {
@@ -66,6 +70,24 @@ func TestGetDevice(t *testing.T) {
 	require.Equal(t, created.Authentication.SymmetricKey, got.Authentication.SymmetricKey)
 
 	golden(t, "get_device_not_found", h.do(request{method: http.MethodGet, path: "/devices/missing"}))
+}
+
+// IoT Hub's device ids allow ':' (MAC addresses) and ';' among others
+// (azure-iot-sdk-csharp's DeviceIdRegex); '/' and spaces are refused.
+func TestDeviceIDCharacters(t *testing.T) {
+	h := newTestHub(t)
+	for _, id := range []string{"AA:BB:CC:DD:EE:FF", "site;1", "a+b", "x#1", "q?", "50%", "(a),b=c@d$e'f!g*h_i.j-k"} {
+		resp := h.do(request{method: http.MethodPut, path: "/devices/" + url.PathEscape(id), body: `{}`})
+		require.Equal(t, http.StatusOK, resp.status, "%s: %s", id, resp.body)
+		require.Equal(t, id, decodeJSON(t, resp.body)["deviceId"])
+		twin := h.do(request{method: http.MethodGet, path: "/twins/" + url.PathEscape(id)})
+		require.Equal(t, http.StatusOK, twin.status, id)
+	}
+	for _, id := range []string{"a b", "a&b", "é"} {
+		resp := h.do(request{method: http.MethodPut, path: "/devices/" + url.PathEscape(id), body: `{}`})
+		require.Equal(t, http.StatusBadRequest, resp.status, id)
+		require.Equal(t, "ArgumentInvalid", resp.header.Get("iothub-errorcode"), id)
+	}
 }
 
 func TestDeviceIDsWithEscapedSlashSurvive(t *testing.T) {
@@ -180,7 +202,7 @@ func TestListDevices(t *testing.T) {
 		})
 	}
 	for _, top := range []string{"0", "1001", "x"} {
-		resp := h.do(request{method: http.MethodGet, path: "/devices?api-version=1&top=" + top})
+		resp := h.do(request{method: http.MethodGet, path: "/devices?api-version=2021-04-12&top=" + top})
 		require.Equal(t, http.StatusBadRequest, resp.status, "top=%s", top)
 		require.Equal(t, "ArgumentInvalid", resp.header.Get("iothub-errorcode"))
 	}

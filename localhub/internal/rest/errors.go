@@ -94,6 +94,10 @@ func errArgumentInvalid(msg string) *hubError {
 	return &hubError{http.StatusBadRequest, 400004, "ArgumentInvalid", msg, nil}
 }
 
+func errArgumentNull(msg string) *hubError {
+	return &hubError{http.StatusBadRequest, 400005, "ArgumentNull", msg, nil}
+}
+
 func errFormat(msg string) *hubError {
 	return &hubError{http.StatusBadRequest, 400006, "IotHubFormatError", msg, nil}
 }
@@ -142,7 +146,8 @@ func errGatewayTimeout() *hubError {
 		"Timed out waiting for the response from device.", map[string]any{}}
 }
 
-// fromRegistry maps a registry error for device id to IoT Hub's error.
+// fromRegistry maps a registry error for device id to IoT Hub's error: the
+// one place where the registry's errors meet IoT Hub's codes.
 func fromRegistry(err error, id string) *hubError {
 	var invalid *registry.InvalidError
 	switch {
@@ -152,12 +157,13 @@ func fromRegistry(err error, id string) *hubError {
 		return errDeviceExists(id)
 	case errors.Is(err, registry.ErrPreconditionFailed):
 		return errPreconditionFailed(fmt.Sprintf("Precondition failed: the etag given in If-Match does not match the current etag of '%s'.", id))
+	case errors.As(err, &invalid) && invalid.Reason == registry.ReasonFormat:
+		return errFormat(invalid.Msg)
 	case errors.As(err, &invalid):
-		status := invalid.Code / 1000
-		if status < 400 || status > 499 {
-			status = http.StatusBadRequest
-		}
-		return &hubError{status, invalid.Code, invalid.Name, invalid.Msg, nil}
+		// Invalid ids, twin keys and values, and twin limits: IoT Hub's
+		// ArgumentInvalid (azure-iot-sdk-csharp ErrorCode.cs cites an
+		// invalid twin property name as its example).
+		return errArgumentInvalid(invalid.Msg)
 	default:
 		return errServer(err.Error())
 	}

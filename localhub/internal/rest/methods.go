@@ -116,6 +116,7 @@ func handleInvokeMethod(d Deps) http.Handler {
 			writeError(w, d.Now(), nested, herr)
 			return
 		}
+		extendResponseDeadline(w, m.ConnectTimeout+m.ResponseTimeout)
 		if _, err := d.Registry.GetDevice(id); err != nil {
 			writeError(w, d.Now(), classic, fromRegistry(err, id))
 			return

@@ -22,23 +22,28 @@ func logRequest(d Deps, op string) func(http.Handler) http.Handler {
 			if sw.Status() >= 500 {
 				level = slog.LevelError
 			}
-			d.Logger.LogAttrs(r.Context(), level, "rest request",
+			attrs := []slog.Attr{
 				slog.String("method", r.Method),
 				slog.String("pattern", r.Pattern),
 				slog.String("op", op),
 				slog.Int("status", cmp.Or(sw.Status(), http.StatusOK)),
-				slog.Duration("duration", time.Since(start)))
+				slog.Duration("duration", time.Since(start)),
+			}
+			if id := r.PathValue("id"); id != "" {
+				attrs = append(attrs, slog.String("deviceId", id))
+			}
+			d.Logger.LogAttrs(r.Context(), level, "rest request", attrs...)
 		})
 	}
 }
 
-// requireAPIVersion rejects requests without an api-version query parameter
-// the way IoT Hub does (400 InvalidProtocolVersion). Any value is accepted:
-// the local hub speaks one dialect for every SDK.
+// requireAPIVersion refuses requests whose api-version query parameter is
+// missing or not a version IoT Hub serves, as IoT Hub does: 400
+// InvalidProtocolVersion. With the parameter repeated, the first counts.
 func requireAPIVersion(d Deps) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.URL.Query().Get("api-version") == "" {
+			if !supportedAPIVersion(r.URL.Query().Get("api-version")) {
 				writeError(w, d.Now(), classic, errInvalidProtocolVersion())
 				return
 			}

@@ -33,11 +33,7 @@ func handleQuery(d Deps) http.Handler {
 			writeError(w, d.Now(), classic, herr)
 			return
 		}
-		pageSize, herr := maxItemCount(r.Header.Get(headerMaxItemCount))
-		if herr != nil {
-			writeError(w, d.Now(), classic, herr)
-			return
-		}
+		pageSize := maxItemCount(r.Header.Get(headerMaxItemCount))
 		offset, herr := parseContinuation(r.Header.Get(headerContinuation))
 		if herr != nil {
 			writeError(w, d.Now(), classic, herr)
@@ -89,7 +85,7 @@ func readQueryText(w http.ResponseWriter, r *http.Request) (string, *hubError) {
 		}
 		return text, nil
 	}
-	return "", &hubError{http.StatusBadRequest, 400005, "ArgumentNull", "query is null or empty.", nil}
+	return "", errArgumentNull("query is null or empty.")
 }
 
 // runQuery runs q over the device twins. Only twins exist locally: module
@@ -102,7 +98,11 @@ func runQuery(d Deps, q *query.Query) (query.Result, *hubError) {
 	if err != nil {
 		return query.Result{}, fromRegistry(err, "")
 	}
-	docs, err := asDocuments(twins)
+	wire := make([]twinJSON, len(twins))
+	for i, tw := range twins {
+		wire[i] = toTwinJSON(tw)
+	}
+	docs, err := asDocuments(wire)
 	if err != nil {
 		return query.Result{}, errServer(err.Error())
 	}
@@ -137,15 +137,17 @@ func queryError(err error) *hubError {
 	return errServer("run query: " + err.Error())
 }
 
-func maxItemCount(h string) (int, *hubError) {
-	if h == "" {
-		return maxPageItems, nil
-	}
+// maxItemCount reads x-ms-max-item-count. The REST reference makes it a
+// hint ("the service may use a different value"), so a value the hub
+// cannot use (absent, zero, negative, not a number) lets it pick its own
+// page size rather than fail the query; larger values are capped at
+// IoT Hub's page maximum.
+func maxItemCount(h string) int {
 	n, err := strconv.Atoi(strings.TrimSpace(h))
 	if err != nil || n < 1 {
-		return 0, errArgumentInvalid(fmt.Sprintf("%s must be a positive integer.", headerMaxItemCount))
+		return maxPageItems
 	}
-	return min(n, maxPageItems), nil
+	return min(n, maxPageItems)
 }
 
 func formatContinuation(offset int) string {

@@ -9,7 +9,7 @@ import (
 // addRoutes is the whole service API surface. Each route names the
 // operation (for logs and authorization messages) and the shared access
 // right it needs (reference §1.4).
-func addRoutes(mux *http.ServeMux, d Deps) {
+func addRoutes(mux *http.ServeMux, d Deps, t Timeouts) {
 	l := newLimits(d.Quotas, d.Now)
 	route := func(pattern, op string, need registry.Rights, m meter, h http.Handler) {
 		form := classic
@@ -17,7 +17,11 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 			form = nested
 		}
 		h = throttle(d, l, m, form)(h)
-		mux.Handle(pattern, withRequest(d, op, need, h))
+		write := t.Write
+		if m == directMethods {
+			write = methodWriteDeadline(t)
+		}
+		mux.Handle(pattern, withResponseDeadline(write)(withRequest(d, op, need, h)))
 	}
 
 	// Identity registry. Node lists devices with a trailing slash.

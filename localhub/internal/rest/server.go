@@ -38,9 +38,13 @@ type Deps struct {
 	Now    func() time.Time
 }
 
-// NewServer returns the service REST API as a handler. Every route,
-// including the JSON 404/405 catch-all, authenticates the caller.
-func NewServer(d Deps) http.Handler {
+// NewServer returns the service REST API as a handler, with the default
+// response deadlines. Every route, including the JSON 404/405 catch-all,
+// authenticates the caller. NewHTTPServer wraps it in a server that also
+// bounds headers, bodies and idle connections.
+func NewServer(d Deps) http.Handler { return newServer(d, Timeouts{}.withDefaults()) }
+
+func newServer(d Deps, t Timeouts) http.Handler {
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -51,7 +55,7 @@ func NewServer(d Deps) http.Handler {
 		d.Devices = offline{}
 	}
 	mux := http.NewServeMux()
-	addRoutes(mux, d)
+	addRoutes(mux, d, t)
 	return mux
 }
 

@@ -41,12 +41,22 @@ func TestUnknownRoutesStillNeedAuth(t *testing.T) {
 	require.Equal(t, http.StatusUnauthorized, resp.status)
 }
 
+// IoT Hub serves the api-versions its SDKs send and answers anything else,
+// like a missing one, with 400 InvalidProtocolVersion.
 func TestAPIVersionRequired(t *testing.T) {
 	h := newTestHub(t)
 	golden(t, "missing_api_version", h.do(request{method: http.MethodGet, path: "/devices?top=1"}))
+	golden(t, "unsupported_api_version", h.do(request{method: http.MethodGet, path: "/devices?api-version=1999-01-01"}))
 
-	resp := h.do(request{method: http.MethodGet, path: "/devices?api-version=1999-01-01"})
-	require.Equal(t, http.StatusOK, resp.status, "any api-version is accepted")
+	for _, v := range []string{"2016-11-14", "2018-06-30", "2020-09-30", "2021-04-12", "2025-08-01-preview"} {
+		resp := h.do(request{method: http.MethodGet, path: "/devices?api-version=" + v})
+		require.Equal(t, http.StatusOK, resp.status, "api-version %s", v)
+	}
+	for _, v := range []string{"1999-01-01", "2021-04-12%20", "2021-04-12-PREVIEW", "2021-4-12", "latest", "2021-04-13"} {
+		resp := h.do(request{method: http.MethodGet, path: "/devices?api-version=" + v})
+		require.Equal(t, http.StatusBadRequest, resp.status, "api-version %s", v)
+		require.Equal(t, "InvalidProtocolVersion", resp.header.Get("iothub-errorcode"), "api-version %s", v)
+	}
 }
 
 func TestRequestsAreLoggedWithPatternAndNoToken(t *testing.T) {

@@ -9,7 +9,7 @@ func handleDeviceStatistics(d Deps) http.Handler {
 			writeError(w, d.Now(), classic, fromRegistry(err, ""))
 			return
 		}
-		writeJSON(w, http.StatusOK, stats)
+		writeJSON(w, http.StatusOK, statisticsJSON(stats))
 	})
 }
 
