@@ -3,11 +3,10 @@ package codec
 import (
 	"bytes"
 	"flag"
-	"fmt"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/iothub-reboot/devmgmt/localhub/internal/amqp/internal/corpus"
 )
 
 // writeCorpus rewrites the checked-in seed corpora from the seeds below:
@@ -132,41 +131,7 @@ func TestWriteCorpus(t *testing.T) {
 	if !*writeCorpus {
 		t.Skip("corpus files are rewritten only with -write-corpus")
 	}
-	WriteCorpus(t, "FuzzDecode", valueSeeds())
-	WriteCorpus(t, "FuzzMessage", messageSeeds())
-	WriteCorpus(t, "FuzzSkip", valueSeeds())
-}
-
-// WriteCorpus writes seeds as testdata/fuzz/<target>/seed-NN files in the
-// format go test reads.
-func WriteCorpus(t *testing.T, target string, seeds [][]byte) {
-	dir := filepath.Join("testdata", "fuzz", target)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for i, s := range seeds {
-		body := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", s)
-		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("seed-%02d", i)), []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
-// FuzzSkip checks that skip accepts exactly what Decode accepts, using
-// the same number of bytes.
-func FuzzSkip(f *testing.F) {
-	for _, s := range valueSeeds() {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		_, n, err := Decode(b)
-		d := decoder{b: b, budget: len(b) + zeroWidthAllowance}
-		serr := d.skip(0)
-		if (err == nil) != (serr == nil) {
-			t.Fatalf("Decode error %v, skip error %v for % x", err, serr, b)
-		}
-		if err == nil && n != d.off {
-			t.Fatalf("Decode used %d bytes, skip %d, for % x", n, d.off, b)
-		}
-	})
+	corpus.Write(t, "FuzzDecode", corpus.Bytes(valueSeeds())...)
+	corpus.Write(t, "FuzzMessage", corpus.Bytes(messageSeeds())...)
+	corpus.Write(t, "FuzzSkip", corpus.Bytes(valueSeeds())...)
 }

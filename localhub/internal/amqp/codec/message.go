@@ -189,132 +189,121 @@ func nilTime(t time.Time) any {
 // most once, and the body must be of one kind.
 func (m *Message) UnmarshalBinary(b []byte) error {
 	*m = Message{}
-	seen := map[uint64]bool{}
-	for off := 0; off < len(b); {
-		v, n, err := Decode(b[off:])
+	var seen uint16 // bit per section code
+	d := decoder{b: b, budget: len(b) + zeroWidthAllowance}
+	for d.off < len(b) {
+		start := d.off
+		code, err := d.sectionCode()
+		if err == nil {
+			bit := uint16(1) << (code - SectionHeader)
+			if seen&bit != 0 && code != SectionData && code != SectionSequence {
+				err = malformed("section repeated")
+			}
+			seen |= bit
+		}
+		if err == nil {
+			err = m.readSection(&d, code)
+		}
 		if err != nil {
-			return fmt.Errorf("amqp codec: section at offset %d: %w", off, err)
-		}
-		off += n
-		code, val, err := sectionOf(v)
-		if err != nil {
-			return err
-		}
-		if code != SectionData && code != SectionSequence && seen[code] {
-			return fmt.Errorf("%w: section 0x%02x repeated", ErrMalformed, code)
-		}
-		seen[code] = true
-		if err := m.setSection(code, val); err != nil {
-			return fmt.Errorf("amqp codec: section 0x%02x: %w", code, err)
+			return fmt.Errorf("amqp codec: section at offset %d: %w", start, err)
 		}
 	}
-	kinds := 0
-	for _, c := range []uint64{SectionData, SectionSequence, SectionValue} {
-		if seen[c] {
-			kinds++
-		}
-	}
-	if kinds > 1 {
+	body := seen >> (SectionData - SectionHeader) & 0b111
+	if body&(body-1) != 0 {
 		return fmt.Errorf("%w: body mixes data, amqp-sequence and amqp-value sections", ErrMalformed)
 	}
 	return nil
 }
 
-func sectionOf(v any) (uint64, any, error) {
-	d, ok := v.(Described)
-	if !ok {
-		return 0, nil, fmt.Errorf("%w: message section is a %T, not a described value", ErrMalformed, v)
-	}
-	switch desc := d.Descriptor.(type) {
-	case uint64:
-		if desc >= SectionHeader && desc <= SectionFooter {
-			return desc, d.Value, nil
-		}
-	case Symbol:
-		if code, ok := sectionNames[desc]; ok {
-			return code, d.Value, nil
-		}
-	}
-	return 0, nil, fmt.Errorf("%w: unknown message section descriptor %v", ErrMalformed, d.Descriptor)
-}
-
-func (m *Message) setSection(code uint64, v any) error {
+func (m *Message) readSection(d *decoder, code uint64) error {
 	switch code {
 	case SectionHeader:
-		l, err := sectionList(v, 5)
+		r, err := d.listReader(1)
 		if err != nil {
 			return err
 		}
+		r.Name("header")
 		h := &Header{Priority: 4}
-		f := fields(l)
-		f.boolean(0, &h.Durable)
-		f.ubyte(1, &h.Priority)
-		f.uint(2, &h.TTL)
-		f.boolean(3, &h.FirstAcquirer)
-		f.uint(4, &h.DeliveryCount)
+		r.Bool(&h.Durable)
+		r.Ubyte(&h.Priority)
+		r.Uint(&h.TTL)
+		r.Bool(&h.FirstAcquirer)
+		r.Uint(&h.DeliveryCount)
 		m.Header = h
-		return f.err
+		return r.Err()
+	case SectionProperties:
+		r, err := d.listReader(1)
+		if err != nil {
+			return err
+		}
+		r.Name("properties")
+		p := &Properties{}
+		messageID(r, &p.MessageID)
+		r.Binary(&p.UserID)
+		r.String(&p.To)
+		r.String(&p.Subject)
+		r.String(&p.ReplyTo)
+		messageID(r, &p.CorrelationID)
+		r.Symbol(&p.ContentType)
+		r.Symbol(&p.ContentEncoding)
+		r.Timestamp(&p.AbsoluteExpiryTime)
+		r.Timestamp(&p.CreationTime)
+		r.String(&p.GroupID)
+		r.UintPtr(&p.GroupSequence)
+		r.String(&p.ReplyToGroupID)
+		m.Properties = p
+		return r.Err()
+	case SectionData:
+		c, err := d.byte()
+		if err != nil {
+			return err
+		}
+		if c != codeVbin8 && c != codeVbin32 {
+			return malformed("data section holds constructor 0x%02x, not binary", c)
+		}
+		p, err := d.variable(c == codeVbin8)
+		if err != nil {
+			return err
+		}
+		m.Data = append(m.Data, append([]byte{}, p...))
+		return nil
+	}
+	v, err := d.value(1)
+	if err != nil {
+		return err
+	}
+	switch code {
 	case SectionDeliveryAnnotations:
 		return sectionMap(v, &m.DeliveryAnnotations)
 	case SectionMessageAnnotations:
 		return sectionMap(v, &m.Annotations)
-	case SectionProperties:
-		l, err := sectionList(v, 13)
-		if err != nil {
-			return err
-		}
-		p := &Properties{}
-		f := fields(l)
-		f.messageID(0, &p.MessageID)
-		f.binary(1, &p.UserID)
-		f.str(2, &p.To)
-		f.str(3, &p.Subject)
-		f.str(4, &p.ReplyTo)
-		f.messageID(5, &p.CorrelationID)
-		f.sym(6, &p.ContentType)
-		f.sym(7, &p.ContentEncoding)
-		f.time(8, &p.AbsoluteExpiryTime)
-		f.time(9, &p.CreationTime)
-		f.str(10, &p.GroupID)
-		if len(l) > 11 && l[11] != nil {
-			var seq uint32
-			f.uint(11, &seq)
-			p.GroupSequence = &seq
-		}
-		f.str(12, &p.ReplyToGroupID)
-		m.Properties = p
-		return f.err
 	case SectionApplicationProperties:
 		return sectionMap(v, &m.ApplicationProperties)
-	case SectionData:
-		b, ok := v.([]byte)
-		if !ok {
-			return fmt.Errorf("%w: data section holds %T, not binary", ErrMalformed, v)
-		}
-		m.Data = append(m.Data, b)
+	case SectionFooter:
+		return sectionMap(v, &m.Footer)
 	case SectionSequence:
 		l, ok := v.([]any)
 		if !ok {
-			return fmt.Errorf("%w: amqp-sequence section holds %T, not a list", ErrMalformed, v)
+			return malformed("amqp-sequence section holds %T, not a list", v)
 		}
 		m.Sequence = append(m.Sequence, l)
 	case SectionValue:
 		m.Value, m.HasValue = v, true
-	case SectionFooter:
-		return sectionMap(v, &m.Footer)
 	}
 	return nil
 }
 
-func sectionList(v any, max int) ([]any, error) {
-	l, ok := v.([]any)
-	if !ok {
-		return nil, fmt.Errorf("%w: section holds %T, not a list", ErrMalformed, v)
+func messageID(r *ListReader, dst *any) {
+	var v any
+	if !r.Value(&v) {
+		return
 	}
-	if len(l) > max {
-		l = l[:max] // fields of later AMQP versions are ignored
+	switch v.(type) {
+	case uint64, UUID, []byte, string:
+		*dst = v
+	default:
+		r.Fail("%T, want a message-id (ulong, uuid, binary or string)", v)
 	}
-	return l, nil
 }
 
 func sectionMap(v any, dst *Map) error {
@@ -323,117 +312,9 @@ func sectionMap(v any, dst *Map) error {
 		*dst = m
 	case nil:
 	default:
-		return fmt.Errorf("%w: section holds %T, not a map", ErrMalformed, v)
+		return malformed("section holds %T, not a map", v)
 	}
 	return nil
-}
-
-// fields reads the fields of a decoded composite (a list), checking types;
-// the first error sticks.
-type fieldList struct {
-	l   []any
-	err error
-}
-
-func fields(l []any) *fieldList { return &fieldList{l: l} }
-
-func (f *fieldList) get(i int) any {
-	if i < len(f.l) {
-		return f.l[i]
-	}
-	return nil
-}
-
-func (f *fieldList) fail(i int, want string) {
-	if f.err == nil {
-		f.err = fmt.Errorf("%w: field %d is %T, want %s", ErrMalformed, i, f.get(i), want)
-	}
-}
-
-func (f *fieldList) boolean(i int, dst *bool) {
-	switch v := f.get(i).(type) {
-	case nil:
-	case bool:
-		*dst = v
-	default:
-		f.fail(i, "boolean")
-	}
-}
-
-func (f *fieldList) ubyte(i int, dst *uint8) {
-	switch v := f.get(i).(type) {
-	case nil:
-	case uint8:
-		*dst = v
-	default:
-		f.fail(i, "ubyte")
-	}
-}
-
-func (f *fieldList) uint(i int, dst *uint32) {
-	switch v := f.get(i).(type) {
-	case nil:
-	case uint32:
-		*dst = v
-	default:
-		f.fail(i, "uint")
-	}
-}
-
-func (f *fieldList) binary(i int, dst *[]byte) {
-	switch v := f.get(i).(type) {
-	case nil:
-	case []byte:
-		*dst = v
-	default:
-		f.fail(i, "binary")
-	}
-}
-
-// str accepts a sym too: peers are not always careful, and the text is
-// what matters in these fields.
-func (f *fieldList) str(i int, dst *string) {
-	switch v := f.get(i).(type) {
-	case nil:
-	case string:
-		*dst = v
-	case Symbol:
-		*dst = string(v)
-	default:
-		f.fail(i, "string")
-	}
-}
-
-func (f *fieldList) sym(i int, dst *Symbol) {
-	switch v := f.get(i).(type) {
-	case nil:
-	case Symbol:
-		*dst = v
-	case string:
-		*dst = Symbol(v)
-	default:
-		f.fail(i, "symbol")
-	}
-}
-
-func (f *fieldList) time(i int, dst *time.Time) {
-	switch v := f.get(i).(type) {
-	case nil:
-	case time.Time:
-		*dst = v
-	default:
-		f.fail(i, "timestamp")
-	}
-}
-
-func (f *fieldList) messageID(i int, dst *any) {
-	switch v := f.get(i).(type) {
-	case nil:
-	case uint64, UUID, []byte, string:
-		*dst = v
-	default:
-		f.fail(i, "message-id (ulong, uuid, binary or string)")
-	}
 }
 
 // RawSection is one section of an encoded message, undecoded.
