@@ -22,11 +22,12 @@ type ListWriter struct {
 
 // BeginDescribedList starts a described list with a ulong descriptor at the
 // end of dst.
-func BeginDescribedList(dst []byte, descriptor uint64) *ListWriter {
+// It returns a value so that encoding a performative allocates nothing.
+func BeginDescribedList(dst []byte, descriptor uint64) ListWriter {
 	dst = AppendUlong(append(dst, codeDescribed), descriptor)
 	hdr := len(dst)
 	dst = append(dst, codeList32, 0, 0, 0, 0, 0, 0, 0, 0)
-	return &ListWriter{dst: dst, hdr: hdr, keepLen: len(dst)}
+	return ListWriter{dst: dst, hdr: hdr, keepLen: len(dst)}
 }
 
 func (w *ListWriter) kept() {

@@ -24,7 +24,7 @@ func TestListWriter(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			w := BeginDescribedList([]byte{}, 0x24)
-			tt.write(w)
+			tt.write(&w)
 			got, err := w.End()
 			if err != nil {
 				t.Fatal(err)

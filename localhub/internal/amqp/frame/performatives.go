@@ -66,7 +66,7 @@ func (o *Open) AppendBody(dst []byte) ([]byte, error) {
 	w.String(o.Hostname)
 	w.Uint(o.MaxFrameSize)
 	w.Ushort(o.ChannelMax)
-	uintOrNull(w, o.IdleTimeout)
+	uintOrNull(&w, o.IdleTimeout)
 	w.Symbols(o.OutgoingLocales)
 	w.Symbols(o.IncomingLocales)
 	w.Symbols(o.OfferedCapabilities)
@@ -205,7 +205,7 @@ func (a *Attach) AppendBody(dst []byte) ([]byte, error) {
 	} else {
 		w.Null()
 	}
-	uintOrNull64(w, a.MaxMessageSize)
+	uintOrNull64(&w, a.MaxMessageSize)
 	w.Symbols(a.OfferedCapabilities)
 	w.Symbols(a.DesiredCapabilities)
 	w.Map(a.Properties)
@@ -345,7 +345,7 @@ func (t *Transfer) AppendPerformative(dst []byte) ([]byte, error) {
 	} else {
 		w.Null()
 	}
-	if err := appendState(w, t.State); err != nil {
+	if err := appendState(&w, t.State); err != nil {
 		return dst, err
 	}
 	w.BoolOrNull(t.Resume)
@@ -396,7 +396,7 @@ func (d *Disposition) AppendBody(dst []byte) ([]byte, error) {
 	w.Uint(d.First)
 	w.UintPtr(d.Last)
 	w.BoolOrNull(d.Settled)
-	if err := appendState(w, d.State); err != nil {
+	if err := appendState(&w, d.State); err != nil {
 		return dst, err
 	}
 	w.BoolOrNull(d.Batchable)
@@ -430,7 +430,7 @@ func (d *Detach) AppendBody(dst []byte) ([]byte, error) {
 	w := codec.BeginDescribedList(dst, descDetach)
 	w.Uint(d.Handle)
 	w.BoolOrNull(d.Closed)
-	if err := appendError(w, d.Error); err != nil {
+	if err := appendError(&w, d.Error); err != nil {
 		return dst, err
 	}
 	return w.End()
@@ -454,7 +454,7 @@ func (*End) FrameType() uint8 { return TypeAMQP }
 
 func (e *End) AppendBody(dst []byte) ([]byte, error) {
 	w := codec.BeginDescribedList(dst, descEnd)
-	if err := appendError(w, e.Error); err != nil {
+	if err := appendError(&w, e.Error); err != nil {
 		return dst, err
 	}
 	return w.End()
@@ -474,7 +474,7 @@ func (*Close) FrameType() uint8 { return TypeAMQP }
 
 func (c *Close) AppendBody(dst []byte) ([]byte, error) {
 	w := codec.BeginDescribedList(dst, descClose)
-	if err := appendError(w, c.Error); err != nil {
+	if err := appendError(&w, c.Error); err != nil {
 		return dst, err
 	}
 	return w.End()

@@ -151,7 +151,7 @@ func (*Accepted) appendState(dst []byte) ([]byte, error) {
 
 func (s *Rejected) appendState(dst []byte) ([]byte, error) {
 	w := codec.BeginDescribedList(dst, descRejected)
-	if err := appendError(w, s.Error); err != nil {
+	if err := appendError(&w, s.Error); err != nil {
 		return dst, err
 	}
 	return w.End()

@@ -30,9 +30,9 @@ type Source struct {
 func (s *Source) Append(dst []byte) ([]byte, error) {
 	w := codec.BeginDescribedList(dst, descSource)
 	w.String(s.Address)
-	uintOrNull(w, s.Durable)
+	uintOrNull(&w, s.Durable)
 	w.Symbol(s.ExpiryPolicy)
-	uintOrNull(w, s.Timeout)
+	uintOrNull(&w, s.Timeout)
 	w.BoolOrNull(s.Dynamic)
 	w.Map(s.DynamicNodeProperties)
 	w.Symbol(s.DistributionMode)
@@ -87,9 +87,9 @@ type Target struct {
 func (t *Target) Append(dst []byte) ([]byte, error) {
 	w := codec.BeginDescribedList(dst, descTarget)
 	w.String(t.Address)
-	uintOrNull(w, t.Durable)
+	uintOrNull(&w, t.Durable)
 	w.Symbol(t.ExpiryPolicy)
-	uintOrNull(w, t.Timeout)
+	uintOrNull(&w, t.Timeout)
 	w.BoolOrNull(t.Dynamic)
 	w.Map(t.DynamicNodeProperties)
 	w.Symbols(t.Capabilities)
