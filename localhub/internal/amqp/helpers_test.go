@@ -178,3 +178,15 @@ func ctx(t testing.TB) context.Context {
 	t.Cleanup(cancel)
 	return c
 }
+
+func codecSymbol(s string) codec.Symbol { return codec.Symbol(s) }
+
+func codecDescribed(d, v any) codec.Described { return codec.Described{Descriptor: d, Value: v} }
+
+func toAny[T any](s []T) []any {
+	out := make([]any, len(s))
+	for i, v := range s {
+		out[i] = v
+	}
+	return out
+}
