@@ -121,7 +121,9 @@ func TestTLSListener(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	srv := amqp.NewServer(amqp.Options{Attach: app.attach})
-	go func() { _ = srv.Serve(tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{bundle.ServerCert}, MinVersion: tls.VersionTLS12})) }()
+	go func() {
+		_ = srv.Serve(tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{bundle.ServerCert}, MinVersion: tls.VersionTLS12}))
+	}()
 	t.Cleanup(func() { require.NoError(t, srv.Close()) })
 
 	c, err := goamqp.Dial(ctx(t), "amqps://"+ln.Addr().String(), &goamqp.ConnOptions{
