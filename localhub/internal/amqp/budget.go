@@ -50,6 +50,17 @@ func (b *budget) take(ctx context.Context, stop <-chan struct{}, n int) error {
 	}
 }
 
+// tryTake takes n bytes if they fit now.
+func (b *budget) tryTake(n int) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.used == 0 || b.used+n <= b.limit {
+		b.used += n
+		return true
+	}
+	return false
+}
+
 // force takes n bytes without waiting (for the connection's own
 // goroutine, which must never block on its peer's consumer).
 func (b *budget) force(n int) {

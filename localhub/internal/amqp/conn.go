@@ -59,6 +59,7 @@ type Conn struct {
 	dirty    []*Link
 	closeReq bool
 	closeErr *Error
+	opened   bool               // the handshake is over: Close must go through the loop
 	links    map[*Link]struct{} // attached links, for ReplyLink
 	value    any
 	err      error // why the connection ended
@@ -143,7 +144,12 @@ func (c *Conn) Close(err *Error) {
 	if !c.closeReq {
 		c.closeReq, c.closeErr = true, err
 	}
+	opened := c.opened
 	c.mu.Unlock()
+	if !opened {
+		_ = c.nc.Close() // nobody to say close to yet: end the handshake now
+		return
+	}
 	c.signal()
 }
 
@@ -232,6 +238,14 @@ func (c *Conn) run() {
 	}
 	_ = c.nc.SetReadDeadline(time.Time{})
 	c.sasl, c.peer = info, open
+	c.mu.Lock()
+	c.opened = true
+	closing := c.closeReq
+	c.mu.Unlock()
+	if closing {
+		c.setErr(errConnClosed)
+		return
+	}
 	c.peerMaxFrame = min(open.MaxFrameSize, c.opts.MaxFrameSize)
 	c.writeOpen()
 	c.flush()
@@ -391,17 +405,25 @@ func (c *Conn) readLoop(br *bufio.Reader, in chan<- inFrame) {
 var errStalled = errors.New("amqp: receive buffer full and not drained")
 
 func (c *Conn) takeIn(n int) error {
-	ctx := c.ctx
-	if c.opts.IdleTimeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, c.opts.IdleTimeout)
-		defer cancel()
+	if c.inBudget.tryTake(n) {
+		return nil
 	}
+	ctx, cancel := context.WithTimeout(c.ctx, c.stallTimeout())
+	defer cancel()
 	err := c.inBudget.take(ctx, c.done, n)
 	if errors.Is(err, context.DeadlineExceeded) {
 		return errStalled
 	}
 	return err
+}
+
+// stallTimeout is how long the reader waits for the application to make
+// room in the receive buffer before giving up on the connection.
+func (c *Conn) stallTimeout() time.Duration {
+	if c.opts.IdleTimeout > 0 {
+		return c.opts.IdleTimeout
+	}
+	return DefaultIdleTimeout
 }
 
 // readFailed turns a reader error into the connection's end.
@@ -424,7 +446,7 @@ func (c *Conn) readFailed(err error) {
 	case errors.Is(err, frame.ErrUnknownPerformative), errors.Is(err, codec.ErrMalformed):
 		c.closeWith(Errorf(frame.CondDecodeError, "%v", err))
 	case errors.Is(err, errStalled):
-		c.closeWith(Errorf(frame.CondResourceLimitExceeded, "%v for %v", err, c.opts.IdleTimeout))
+		c.closeWith(Errorf(frame.CondResourceLimitExceeded, "%v for %v", err, c.stallTimeout()))
 	default:
 		c.log.Debug("amqp: read failed", "err", err)
 		c.setErr(fmt.Errorf("amqp: read: %w", err))
@@ -606,6 +628,15 @@ func (c *Conn) writeFrame(ch uint16, b frame.Body) {
 		c.log.Error("amqp: encoding a frame failed", "err", err, "frame", fmt.Sprintf("%T", b))
 		c.werr = err
 		return
+	}
+	if c.peerMaxFrame != 0 && len(c.scratch) > int(c.peerMaxFrame) {
+		if _, isClose := b.(*frame.Close); !isClose {
+			// Only a transfer can be split; anything else this large
+			// (an attach with big properties, say) cannot be sent at all.
+			c.closeWith(Errorf(frame.CondFrameSizeTooSmall, "a %d-byte %T does not fit the peer's max-frame-size %d",
+				len(c.scratch), b, c.peerMaxFrame))
+			return
+		}
 	}
 	c.write(c.scratch)
 }

@@ -532,3 +532,18 @@ func TestRawStalledApplication(t *testing.T) {
 	}()
 	c.expectClose(frame.CondResourceLimitExceeded)
 }
+
+// TestRawFrameSizeTooSmall: a reply that cannot fit the client's
+// max-frame-size closes the connection with amqp:frame-size-too-small.
+func TestRawFrameSizeTooSmall(t *testing.T) {
+	app, addr := startApp(t, nil)
+	app.opts.Properties = codec.Map{{Key: codec.Symbol("big"), Value: string(make([]byte, 600))}}
+	c := rawDial(t, addr)
+	c.write(frame.ProtoAMQP[:])
+	c.expectHeader(frame.ProtoAMQP)
+	c.send(0, &frame.Open{ContainerID: "small-frames", MaxFrameSize: 512})
+	readAs[*frame.Open](c)
+	c.begin(0)
+	c.send(0, &frame.Attach{Name: "l", Handle: 0, Role: frame.RoleReceiver, Source: &frame.Source{Address: "hold"}})
+	c.expectClose(frame.CondFrameSizeTooSmall)
+}
