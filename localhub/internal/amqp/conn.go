@@ -47,7 +47,8 @@ type Conn struct {
 	done   chan struct{}
 	reader sync.WaitGroup
 
-	// Set before Options.Connect runs; read-only afterwards.
+	// Set (under mu) when the handshake ends, before Options.Connect runs;
+	// read-only afterwards.
 	sasl SASLInfo
 	peer *frame.Open
 
@@ -99,12 +100,22 @@ func newConn(s *Server, nc net.Conn) *Conn {
 	}
 }
 
-// SASL returns what the connection's SASL exchange established.
-func (c *Conn) SASL() SASLInfo { return c.sasl }
+// SASL returns what the connection's SASL exchange established (zero
+// until the handshake is over, which it is in Options.Connect and
+// Options.Attach).
+func (c *Conn) SASL() SASLInfo {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.sasl
+}
 
 // PeerOpen returns the open the peer sent (container-id, hostname,
-// properties, ...). Do not modify it.
-func (c *Conn) PeerOpen() *frame.Open { return c.peer }
+// properties, ...), nil during the handshake. Do not modify it.
+func (c *Conn) PeerOpen() *frame.Open {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.peer
+}
 
 // RemoteAddr is the peer's network address.
 func (c *Conn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
@@ -237,8 +248,8 @@ func (c *Conn) run() {
 		return
 	}
 	_ = c.nc.SetReadDeadline(time.Time{})
-	c.sasl, c.peer = info, open
 	c.mu.Lock()
+	c.sasl, c.peer = info, open
 	c.opened = true
 	closing := c.closeReq
 	c.mu.Unlock()
