@@ -110,7 +110,14 @@ func Start(ctx context.Context, opts Options) (_ *Hub, err error) {
 	if h.tls, err = tlsca.LoadOrCreate(filepath.Join(h.dataDir, "tls"), []string{h.hostname}); err != nil {
 		return nil, fmt.Errorf("localhub: TLS material: %w", err)
 	}
-	h.events = eventlog.New(eventlog.Options{Partitions: opts.Partitions, Retention: opts.Retention})
+	if h.events, err = eventlog.Open(eventlog.Options{
+		Dir:        filepath.Join(h.dataDir, "events"),
+		Partitions: opts.Partitions,
+		Retention:  opts.Retention,
+		Logger:     h.logger.With("component", "eventlog"),
+	}); err != nil {
+		return nil, fmt.Errorf("localhub: events log: %w", err)
+	}
 	if h.store, err = registry.Open(registry.Options{
 		Path:     filepath.Join(h.dataDir, "registry.db"),
 		OnChange: h.route,
@@ -233,7 +240,7 @@ func (h *Hub) Close() error {
 			errs = append(errs, h.gateway.Close())
 		}
 		if h.events != nil {
-			h.events.Close()
+			errs = append(errs, h.events.Close())
 		}
 		if h.store != nil {
 			errs = append(errs, h.store.Close())
