@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"math"
+	"slices"
 	"time"
 )
 
@@ -128,8 +129,9 @@ func appendEventFields(dst []byte, e *Event) ([]byte, error) {
 		dst = append(dst, 0)
 	} else {
 		dst = binary.AppendUvarint(dst, uint64(len(e.Properties))+1)
-		for k, v := range e.Properties {
-			dst = appendString(appendString(dst, k), v)
+		var keys [16]string
+		for _, k := range sortedKeys(keys[:0], e.Properties) {
+			dst = appendString(appendString(dst, k), e.Properties[k])
 		}
 	}
 	var err error
@@ -158,13 +160,25 @@ func appendValueMap(dst []byte, m map[string]any) ([]byte, error) {
 		return append(dst, 0), nil
 	}
 	dst = binary.AppendUvarint(dst, uint64(len(m))+1)
-	for k, v := range m {
+	var keys [16]string
+	for _, k := range sortedKeys(keys[:0], m) {
 		var err error
-		if dst, err = appendValue(appendString(dst, k), v); err != nil {
+		if dst, err = appendValue(appendString(dst, k), m[k]); err != nil {
 			return nil, fmt.Errorf("%q: %w", k, err)
 		}
 	}
 	return dst, nil
+}
+
+// sortedKeys makes the encoding of a map deterministic, so the same
+// properties encode to the same bytes and a reader can decode them once
+// for a run of events (eventDecoder).
+func sortedKeys[V any](dst []string, m map[string]V) []string {
+	for k := range m {
+		dst = append(dst, k)
+	}
+	slices.Sort(dst)
+	return dst
 }
 
 // Value tags. The numbers are on disk: never reuse one.
@@ -244,7 +258,31 @@ func appendValue(dst []byte, v any) ([]byte, error) {
 type decoder struct {
 	b   []byte
 	err error
+	*eventDecoder
 }
+
+// eventDecoder decodes runs of events, sharing what repeats between them:
+// events of one partition mostly come from a few devices and carry the
+// same device ids, content types, properties and annotations, and decoding
+// those once saves most of a read's allocations. The events share the
+// strings, maps and body arena, which is fine as events are read-only. A
+// nil eventDecoder shares nothing. Not safe for concurrent use.
+type eventDecoder struct {
+	strs  map[string]string
+	vals  map[string]any
+	props map[string]map[string]string // section encoding -> map
+	maps  map[string]map[string]any
+	arena []byte
+	d     decoder
+}
+
+const (
+	maxShared     = 1024 // strings, values and maps an eventDecoder remembers
+	maxSharedLen  = 128  // longer strings are rarely repeated
+	maxMemoLen    = 1024 // bytes of a map section worth remembering
+	arenaChunk    = 64 << 10
+	maxArenaValue = 16 << 10 // bodies above this get their own allocation
+)
 
 func (d *decoder) fail(what string) {
 	if d.err == nil {
@@ -287,6 +325,25 @@ func (d *decoder) string(what string) string {
 	return string(d.bytes(d.uvarint(what), what))
 }
 
+// shared is string for values that repeat from event to event.
+func (d *decoder) shared(what string) string {
+	b := d.bytes(d.uvarint(what), what)
+	if d.eventDecoder == nil || len(b) > maxSharedLen {
+		return string(b)
+	}
+	if s, ok := d.strs[string(b)]; ok {
+		return s
+	}
+	s := string(b)
+	if d.strs == nil {
+		d.strs = make(map[string]string)
+	}
+	if len(d.strs) < maxShared {
+		d.strs[s] = s
+	}
+	return s
+}
+
 // optBytes returns a copy, so events never alias a read buffer.
 func (d *decoder) optBytes(what string) []byte {
 	n := d.uvarint(what)
@@ -297,7 +354,15 @@ func (d *decoder) optBytes(what string) []byte {
 	if d.err != nil {
 		return nil
 	}
-	return append(make([]byte, 0, len(b)), b...)
+	if d.eventDecoder == nil || len(b) == 0 || len(b) > maxArenaValue {
+		return append(make([]byte, 0, len(b)), b...)
+	}
+	if cap(d.arena)-len(d.arena) < len(b) {
+		d.arena = make([]byte, 0, arenaChunk)
+	}
+	start := len(d.arena)
+	d.arena = append(d.arena, b...)
+	return d.arena[start:len(d.arena):len(d.arena)]
 }
 
 // count reads an optional entry count; each entry takes at least min
@@ -316,24 +381,36 @@ func (d *decoder) count(min int, what string) (n int, isNil bool) {
 
 // decodeEventFields decodes what appendEventFields wrote into e.
 func decodeEventFields(b []byte, e *Event) error {
-	d := decoder{b: b}
-	e.DeviceID = d.string("device id")
-	e.ModuleID = d.string("module id")
+	return (*eventDecoder)(nil).decode(b, e)
+}
+
+// decode decodes what appendEventFields wrote into e.
+func (ed *eventDecoder) decode(b []byte, e *Event) error {
+	// The decoder escapes (decodeMap calls through function values): keep
+	// one in ed rather than allocate one per event.
+	var d *decoder
+	if ed != nil {
+		ed.d = decoder{b: b, eventDecoder: ed}
+		d = &ed.d
+	} else {
+		d = &decoder{b: b}
+	}
+	e.DeviceID = d.shared("device id")
+	e.ModuleID = d.shared("module id")
 	e.MessageID = d.string("message id")
 	e.CorrelationID = d.string("correlation id")
-	e.ContentType = d.string("content type")
-	e.ContentEncoding = d.string("content encoding")
-	e.PartitionKey = d.string("partition key")
+	e.ContentType = d.shared("content type")
+	e.ContentEncoding = d.shared("content encoding")
+	e.PartitionKey = d.shared("partition key")
 	e.UserID = d.optBytes("user id")
-	if n, isNil := d.count(2, "properties"); !isNil {
-		e.Properties = make(map[string]string, n)
-		for range n {
-			k := d.string("property key")
-			e.Properties[k] = d.string("property value")
-		}
+	var props *map[string]map[string]string
+	var maps *map[string]map[string]any
+	if ed != nil {
+		props, maps = &ed.props, &ed.maps
 	}
-	e.TypedProperties = d.valueMap("typed properties")
-	e.Annotations = d.valueMap("annotations")
+	e.Properties = decodeMap(d, props, "properties", (*decoder).shared, skipString)
+	e.TypedProperties = decodeMap(d, maps, "typed properties", (*decoder).value, skipValue)
+	e.Annotations = decodeMap(d, maps, "annotations", (*decoder).value, skipValue)
 	e.Body = d.optBytes("body")
 	if d.err == nil && len(d.b) != 0 {
 		d.fail("trailing bytes")
@@ -341,20 +418,111 @@ func decodeEventFields(b []byte, e *Event) error {
 	return d.err
 }
 
-func (d *decoder) valueMap(what string) map[string]any {
+// decodeMap decodes a map section, or returns the map decoded before from
+// the same bytes, if memos has it: a section parses exactly what it holds,
+// so the same bytes always make the same map.
+func decodeMap[V any](d *decoder, memos *map[string]map[string]V, what string, value func(*decoder, string) V, skip func([]byte) int) map[string]V {
+	var raw []byte
+	if memos != nil {
+		if n := skipMap(d.b, skip); n > 1 && n <= maxMemoLen {
+			raw = d.b[:n]
+			if m, ok := (*memos)[string(raw)]; ok {
+				d.b = d.b[n:]
+				return m
+			}
+		}
+	}
 	n, isNil := d.count(2, what)
 	if isNil {
 		return nil
 	}
-	m := make(map[string]any, n)
+	m := make(map[string]V, n)
 	for range n {
-		k := d.string(what)
-		m[k] = d.value(what)
+		k := d.shared(what)
+		m[k] = value(d, what)
 	}
 	if d.err != nil {
 		return nil
 	}
+	if raw != nil {
+		if *memos == nil {
+			*memos = make(map[string]map[string]V)
+		}
+		if len(*memos) < maxShared {
+			(*memos)[string(raw)] = m
+		}
+	}
 	return m
+}
+
+// skipMap returns the length of the map section at the start of b, or 0 if
+// it does not parse; skip does the same for one value.
+func skipMap(b []byte, skip func([]byte) int) int {
+	c, n := binary.Uvarint(b)
+	if n <= 0 {
+		return 0
+	}
+	total := n
+	for i := uint64(1); i < c; i++ {
+		k := skipString(b[total:])
+		if k == 0 {
+			return 0
+		}
+		total += k
+		v := skip(b[total:])
+		if v == 0 {
+			return 0
+		}
+		total += v
+	}
+	return total
+}
+
+func skipString(b []byte) int {
+	l, n := binary.Uvarint(b)
+	if n <= 0 || l > uint64(len(b)-n) {
+		return 0
+	}
+	return n + int(l)
+}
+
+func skipValue(b []byte) int {
+	if len(b) == 0 {
+		return 0
+	}
+	rest := b[1:]
+	var n int
+	switch b[0] {
+	case tagNil, tagFalse, tagTrue:
+		return 1
+	case tagInt8, tagInt16, tagInt32, tagInt64:
+		_, n = binary.Varint(rest)
+	case tagUint8, tagUint16, tagUint32, tagUint64, tagChar:
+		_, n = binary.Uvarint(rest)
+	case tagFloat32:
+		n = 4
+	case tagFloat64:
+		n = 8
+	case tagUUID:
+		n = 16
+	case tagString, tagSymbol, tagBinary:
+		n = skipString(rest)
+	case tagTime:
+		_, n = binary.Varint(rest)
+		if n > 0 {
+			_, m := binary.Uvarint(rest[n:])
+			if m <= 0 {
+				return 0
+			}
+			n += m
+		}
+	default:
+		return 0
+	}
+	if n <= 0 || n > len(rest) {
+		return 0
+	}
+	return 1 + n
 }
 
 func (d *decoder) value(what string) any {
@@ -396,7 +564,7 @@ func (d *decoder) value(what string) any {
 			return math.Float64frombits(binary.LittleEndian.Uint64(b))
 		}
 	case tagString:
-		return d.string(what)
+		return d.sharedValue(what)
 	case tagSymbol:
 		return Symbol(d.string(what))
 	case tagBinary:
@@ -416,6 +584,26 @@ func (d *decoder) value(what string) any {
 		d.fail(what + " tag")
 	}
 	return nil
+}
+
+// sharedValue is a string value as an interface, boxed once for a run of
+// events.
+func (d *decoder) sharedValue(what string) any {
+	if d.eventDecoder == nil {
+		return d.string(what)
+	}
+	b := d.bytes(d.uvarint(what), what)
+	if v, ok := d.vals[string(b)]; ok {
+		return v
+	}
+	var v any = string(b)
+	if d.vals == nil {
+		d.vals = make(map[string]any)
+	}
+	if len(b) <= maxSharedLen && len(d.vals) < maxShared {
+		d.vals[string(b)] = v
+	}
+	return v
 }
 
 func (d *decoder) signed(lo, hi int64, what string) int64 {

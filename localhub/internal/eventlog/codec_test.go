@@ -110,7 +110,19 @@ func FuzzDecodeRecord(f *testing.F) {
 			return
 		}
 		var e Event
-		if err := decodeEventFields(fr.fields, &e); err != nil {
+		err = decodeEventFields(fr.fields, &e)
+		// A decoder that shares strings and maps between events decodes
+		// the same, the first time and from what it remembers.
+		ed := new(eventDecoder)
+		for range 2 {
+			var shared Event
+			serr := ed.decode(fr.fields, &shared)
+			require.Equal(t, err, serr)
+			if err == nil {
+				require.Equal(t, fmt.Sprintf("%#v", e), fmt.Sprintf("%#v", shared))
+			}
+		}
+		if err != nil {
 			require.ErrorIs(t, err, ErrCorrupt)
 			return
 		}

@@ -107,6 +107,11 @@ func (p *partition) readSegment(s *segment, start, startSeq, end, from int64, li
 	avg := (s.endOff - s.baseOff) / (s.endSeq - s.baseSeq)
 	want := min(max(4<<10, (from-startSeq+int64(limit))*avg+frameHeaderSize), int64(cap(*bp)))
 	out := make([]Event, 0, min(limit, 1024))
+	var ed *eventDecoder
+	if limit > 1 {
+		ed = p.decoders.Get().(*eventDecoder)
+		defer p.decoders.Put(ed)
+	}
 	var derr error
 	var next int64
 	err := s.scan((*bp)[:0:want], start, end, func(off int64, fr frame) bool {
@@ -115,7 +120,7 @@ func (p *partition) readSegment(s *segment, start, startSeq, end, from int64, li
 			return true
 		}
 		e := Event{Partition: p.id, SequenceNumber: fr.seq, EnqueuedTime: time.UnixMilli(fr.timeMs).UTC()}
-		if derr = decodeEventFields(fr.fields, &e); derr != nil {
+		if derr = ed.decode(fr.fields, &e); derr != nil {
 			derr = fmt.Errorf("sequence number %d: %w", fr.seq, derr)
 			return false
 		}
