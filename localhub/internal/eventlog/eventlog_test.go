@@ -4,6 +4,7 @@ import (
 	"hash/fnv"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -239,4 +240,36 @@ func TestPartitionForSpreadsDevices(t *testing.T) {
 	for p, n := range counts {
 		require.Greater(t, n, 150, "partition %d got %d of 1000 devices", p, n)
 	}
+}
+
+// TestQueueIsBounded: when the disk falls behind, appends wait rather than
+// queue without limit, Enqueue included.
+func TestQueueIsBounded(t *testing.T) {
+	l := openLog(t, Options{Partitions: 1})
+	p := l.parts[0]
+	p.mu.Lock() // the commit loop stalls on its first publish
+	var enqueued atomic.Int32
+	done := make(chan error, 1)
+	go func() {
+		for range 4 {
+			if _, err := l.Enqueue(Event{Body: make([]byte, 3<<20)}); err != nil {
+				done <- err
+				return
+			}
+			enqueued.Add(1)
+		}
+		done <- nil
+	}()
+	// One batch taken by the stalled commit loop, then two of 3 MiB fit
+	// under the 8 MiB bound; the fourth waits.
+	require.Eventually(t, func() bool { return enqueued.Load() == 3 }, 10*time.Second, time.Millisecond)
+	p.wmu.Lock()
+	queued := len(p.pend.buf)
+	p.wmu.Unlock()
+	require.LessOrEqual(t, queued, maxPendingBytes)
+	require.Equal(t, int32(3), enqueued.Load())
+
+	p.mu.Unlock()
+	require.NoError(t, <-done)
+	require.Len(t, readN(t, l, 0, 0, 4), 4)
 }

@@ -11,6 +11,11 @@ import (
 	"time"
 )
 
+// maxPendingBytes bounds the records queued for the next write of a
+// partition. A single append may exceed it (MaxEventSize is larger); it
+// then waits until the queue is empty.
+const maxPendingBytes = 8 << 20
+
 // partition is one ordered stream: a directory of segments, a goroutine
 // that writes them (commitLoop) and the committed state readers see.
 //
@@ -35,6 +40,7 @@ type partition struct {
 	werr    error // set once a write or fsync fails; never cleared
 	closing bool
 	kick    chan struct{} // capacity 1: "pend is not empty"
+	taken   *sync.Cond    // on wmu: commitLoop took pend
 	done    chan struct{} // closed when commitLoop returns
 
 	// Owned by commitLoop.
@@ -100,6 +106,7 @@ func openPartition(l *Log, id int, dir string, opts Options) (*partition, error)
 		wake:      make(chan struct{}),
 	}
 	p.cache.maxBytes = opts.CacheBytes
+	p.taken = sync.NewCond(&p.wmu)
 	p.decoders.New = func() any { return new(eventDecoder) }
 	a := p.active
 	p.committed, p.nextSeq, p.nextOff = a.endSeq, a.endSeq, a.endOff
@@ -157,6 +164,11 @@ func (p *partition) enqueue(evs []Event, now time.Time) (*batch, error) {
 
 	p.wmu.Lock()
 	defer p.wmu.Unlock()
+	// The queue is bounded: when the disk falls behind, appends wait
+	// (Enqueue included) rather than grow memory.
+	for len(p.pend.buf) > 0 && len(p.pend.buf)+len(buf) > maxPendingBytes && !p.closing && p.werr == nil {
+		p.taken.Wait()
+	}
 	switch {
 	case p.closing:
 		return nil, ErrClosed
@@ -262,6 +274,7 @@ func (p *partition) commitLoop() {
 		p.pend = p.newBatch()
 		p.spareBuf, p.spareEvs, p.spareRecs = nil, nil, nil
 		err := p.werr
+		p.taken.Broadcast()
 		p.wmu.Unlock()
 
 		if err == nil {
@@ -344,6 +357,7 @@ func (p *partition) fail(err error) {
 	defer p.wmu.Unlock()
 	if p.werr == nil {
 		p.werr = err
+		p.taken.Broadcast()
 		p.logger.Error("events log: write failed; the partition refuses appends until the hub restarts", "err", err)
 	}
 }
@@ -382,6 +396,7 @@ func (p *partition) expire() {
 func (p *partition) stopAppends() {
 	p.wmu.Lock()
 	p.closing = true
+	p.taken.Broadcast()
 	p.wmu.Unlock()
 	select {
 	case p.kick <- struct{}{}:

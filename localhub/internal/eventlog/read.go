@@ -67,10 +67,14 @@ func (p *partition) read(from int64, limit int) ([]Event, <-chan struct{}, error
 	}
 	from = max(from, s.baseSeq) // from fell in a gap a damaged segment left
 	end := s.endOff
+	// Read about as much as the events asked for need, not a whole buffer
+	// for a reader that takes one event at a time.
+	avg := (s.endOff - s.baseOff) / (s.endSeq - s.baseSeq)
+	want := (from - startSeq + int64(limit)) * avg
 	s.acquire()
 	p.mu.RUnlock()
 	defer s.release()
-	evs, err := p.readSegment(s, start, startSeq, end, from, limit)
+	evs, err := p.readSegment(s, start, end, want, from, limit)
 	if len(evs) == 0 && err == nil {
 		return nil, nil, fmt.Errorf("%w: sequence number %d not found in its segment", ErrCorrupt, from)
 	}
@@ -97,15 +101,13 @@ func (p *partition) locateLocked(seq int64) (*segment, int64, int64) {
 var readBufs = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
 
 // readSegment decodes up to limit events from sequence number from, scanning
-// s from the record at stream offset start (sequence number startSeq) up to
-// end.
-func (p *partition) readSegment(s *segment, start, startSeq, end, from int64, limit int) ([]Event, error) {
+// s from the record at stream offset start up to end, about want bytes at
+// a time. It runs without the partition's lock: it may use only s's
+// immutable fields.
+func (p *partition) readSegment(s *segment, start, end, want, from int64, limit int) ([]Event, error) {
 	bp := readBufs.Get().(*[]byte)
 	defer readBufs.Put(bp)
-	// Read about as much as the events asked for need, not a whole buffer
-	// for a reader that takes one event at a time.
-	avg := (s.endOff - s.baseOff) / (s.endSeq - s.baseSeq)
-	want := min(max(4<<10, (from-startSeq+int64(limit))*avg+frameHeaderSize), int64(cap(*bp)))
+	want = min(max(4<<10, want+frameHeaderSize), int64(cap(*bp)))
 	out := make([]Event, 0, min(limit, 1024))
 	var ed *eventDecoder
 	if limit > 1 {

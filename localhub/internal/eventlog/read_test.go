@@ -103,14 +103,20 @@ func TestReadAcrossSegments(t *testing.T) {
 	opts := Options{Dir: dir, Partitions: 1, SegmentBytes: 4 << 10, CacheBytes: 1}
 	l := openLog(t, opts)
 	var want []Event
-	for i := range 300 {
+	for i := 0; i < 300; i += 3 {
 		// Uneven sizes, some above the index interval, so index entries
 		// and segment ends fall anywhere.
-		n := (i * 7919) % 3000
-		if i%50 == 0 {
-			n = indexInterval + 100
+		var batch []Event
+		for j := i; j < i+3; j++ {
+			n := (j * 7919) % 3000
+			if j%50 == 0 {
+				n = indexInterval + 100
+			}
+			batch = append(batch, Event{DeviceID: "dev", Body: []byte(strconv.Itoa(j) + string(make([]byte, n)))})
 		}
-		want = append(want, mustAppend(t, l, Event{DeviceID: "dev", Body: []byte(strconv.Itoa(i) + string(make([]byte, n)))}))
+		evs, err := l.AppendTo(0, batch...)
+		require.NoError(t, err)
+		want = append(want, evs...)
 	}
 	require.Greater(t, len(l.parts[0].segs), 10, "the test needs many segments")
 	check := func(t *testing.T, l *Log) {
