@@ -272,7 +272,7 @@ func FuzzRecover(f *testing.F) {
 	f.Fuzz(func(t *testing.T, tail []byte) {
 		dir := t.TempDir()
 		require.NoError(t, os.MkdirAll(filepath.Join(dir, "0"), 0o700))
-		require.NoError(t, os.WriteFile(filepath.Join(dir, metaFile), []byte(`{"format":1,"partitions":1}`), 0o600))
+		require.NoError(t, os.WriteFile(filepath.Join(dir, metaFile), []byte(`{"format":1,"partitions":1,"created":"2026-01-02T03:04:05Z"}`), 0o600))
 		seg := append(segHeader{prevOff: -1}.encode(), tail...)
 		require.NoError(t, os.WriteFile(filepath.Join(dir, "0", segName(0)), seg, 0o600))
 

@@ -135,6 +135,7 @@ type Options struct {
 // Log is safe for concurrent use.
 type Log struct {
 	parts     []*partition
+	created   time.Time
 	retention time.Duration
 	now       func() time.Time
 	logger    *slog.Logger
@@ -148,8 +149,9 @@ type Log struct {
 const metaFile = "eventlog.json"
 
 type meta struct {
-	Format     int `json:"format"`
-	Partitions int `json:"partitions"`
+	Format     int       `json:"format"`
+	Partitions int       `json:"partitions"`
+	Created    time.Time `json:"created"`
 }
 
 // Open opens the log in opts.Dir, creating it if needed. It repairs what a
@@ -189,11 +191,12 @@ func Open(opts Options) (_ *Log, err error) {
 			l.Close()
 		}
 	}()
-	n, err := partitionCount(opts.Dir, opts.Partitions)
+	m, err := loadMeta(opts.Dir, opts.Partitions, opts.Now())
 	if err != nil {
 		return nil, err
 	}
-	l.parts = make([]*partition, n)
+	l.created = m.Created
+	l.parts = make([]*partition, m.Partitions)
 	var g errgroup.Group
 	for i := range l.parts {
 		g.Go(func() error {
@@ -208,32 +211,33 @@ func Open(opts Options) (_ *Log, err error) {
 	return l, nil
 }
 
-// partitionCount reads the count a log was created with, or records want
-// (or the default) for a new one.
-func partitionCount(dir string, want int) (int, error) {
+// loadMeta reads what a log was created with, or records it for a new one:
+// want partitions (or the default), created now.
+func loadMeta(dir string, want int, now time.Time) (meta, error) {
 	path := filepath.Join(dir, metaFile)
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		if want <= 0 {
 			want = DefaultPartitions
 		}
-		b, _ := json.Marshal(meta{Format: 1, Partitions: want})
+		m := meta{Format: 1, Partitions: want, Created: now.UTC().Truncate(time.Millisecond)}
+		b, _ := json.Marshal(m)
 		if err := writeFileSync(path, b); err != nil {
-			return 0, fmt.Errorf("eventlog: %w", err)
+			return meta{}, fmt.Errorf("eventlog: %w", err)
 		}
-		return want, nil
+		return m, nil
 	}
 	if err != nil {
-		return 0, fmt.Errorf("eventlog: %w", err)
+		return meta{}, fmt.Errorf("eventlog: %w", err)
 	}
 	var m meta
 	if err := json.Unmarshal(b, &m); err != nil || m.Format != 1 || m.Partitions < 1 {
-		return 0, fmt.Errorf("eventlog: %s is not a log description this version reads: %q", path, b)
+		return meta{}, fmt.Errorf("eventlog: %s is not a log description this version reads: %q", path, b)
 	}
 	if want > 0 && want != m.Partitions {
-		return 0, fmt.Errorf("eventlog: the log in %s has %d partitions, not %d: like an IoT Hub's, the partition count is fixed when the log is created (use a new data directory to change it)", dir, m.Partitions, want)
+		return meta{}, fmt.Errorf("eventlog: the log in %s has %d partitions, not %d: like an IoT Hub's, the partition count is fixed when the log is created (use a new data directory to change it)", dir, m.Partitions, want)
 	}
-	return m.Partitions, nil
+	return m, nil
 }
 
 // writeFileSync writes a small file atomically and durably.
@@ -258,6 +262,9 @@ func writeFileSync(path string, b []byte) error {
 	}
 	return err
 }
+
+// CreatedAt is when the log was created: an Event Hub's created_at.
+func (l *Log) CreatedAt() time.Time { return l.created }
 
 // PartitionCount returns the number of partitions.
 func (l *Log) PartitionCount() int { return len(l.parts) }

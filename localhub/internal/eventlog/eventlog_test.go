@@ -28,13 +28,18 @@ func TestOpenPartitionCount(t *testing.T) {
 	}
 }
 
-func TestOpenKeepsPartitionCount(t *testing.T) {
+func TestOpenKeepsPartitionCountAndCreationTime(t *testing.T) {
 	dir := t.TempDir()
-	l := openLog(t, Options{Dir: dir, Partitions: 3})
+	clock := newFakeClock()
+	l := openLog(t, Options{Dir: dir, Partitions: 3, Now: clock.Now})
+	created := l.CreatedAt()
+	require.Equal(t, clock.Now().Truncate(time.Millisecond), created)
 	require.NoError(t, l.Close())
 
-	l = openLog(t, Options{Dir: dir})
+	clock.Advance(time.Hour)
+	l = openLog(t, Options{Dir: dir, Now: clock.Now})
 	require.Equal(t, 3, l.PartitionCount(), "zero means the count the log has")
+	require.Equal(t, created, l.CreatedAt())
 	require.NoError(t, l.Close())
 
 	_, err := Open(Options{Dir: dir, Partitions: 4})
