@@ -37,8 +37,8 @@ import (
 // localhost, every listener on 127.0.0.1:0, TLS with a generated CA, and
 // state in a temporary directory removed by Close.
 type Options struct {
-	// DataDir holds the registry, keys and TLS material. Empty: a temporary
-	// directory removed on Close.
+	// DataDir holds the registry, keys, TLS material and the events log
+	// (events/). Empty: a temporary directory removed on Close.
 	DataDir string
 	// Hostname is the hub host name in connection strings and tokens.
 	// Default "localhost".
@@ -52,7 +52,8 @@ type Options struct {
 	BearerToken string
 	// Quotas throttle service operations with 429; none by default.
 	Quotas Quotas
-	// Partitions of the events endpoint (default 4) and their retention
+	// Partitions of the events endpoint (default 4; fixed once the data
+	// dir has an events log, 0 keeps its count) and their retention
 	// (default 24h).
 	Partitions int
 	Retention  time.Duration
@@ -110,7 +111,14 @@ func Start(ctx context.Context, opts Options) (_ *Hub, err error) {
 	if h.tls, err = tlsca.LoadOrCreate(filepath.Join(h.dataDir, "tls"), []string{h.hostname}); err != nil {
 		return nil, fmt.Errorf("localhub: TLS material: %w", err)
 	}
-	h.events = eventlog.New(eventlog.Options{Partitions: opts.Partitions, Retention: opts.Retention})
+	if h.events, err = eventlog.Open(eventlog.Options{
+		Dir:        filepath.Join(h.dataDir, "events"),
+		Partitions: opts.Partitions,
+		Retention:  opts.Retention,
+		Logger:     h.logger.With("component", "eventlog"),
+	}); err != nil {
+		return nil, fmt.Errorf("localhub: events log: %w", err)
+	}
 	if h.store, err = registry.Open(registry.Options{
 		Path:     filepath.Join(h.dataDir, "registry.db"),
 		OnChange: h.route,
@@ -231,7 +239,7 @@ func (h *Hub) Close() error {
 			errs = append(errs, h.gateway.Close())
 		}
 		if h.events != nil {
-			h.events.Close()
+			errs = append(errs, h.events.Close())
 		}
 		if h.store != nil {
 			errs = append(errs, h.store.Close())

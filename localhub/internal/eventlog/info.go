@@ -1,6 +1,9 @@
 package eventlog
 
-import "time"
+import (
+	"strconv"
+	"time"
+)
 
 // PartitionInfo describes a partition as Event Hubs' management API does.
 //
@@ -8,7 +11,7 @@ import "time"
 // BeginningSequenceNumber is LastSequenceNumber+1, while the Last fields
 // still describe the last event ever appended. A partition that never had
 // an event has LastSequenceNumber -1, LastOffset "-1" and the Unix epoch as
-// LastEnqueuedTime.
+// LastEnqueuedTime. All of it survives restarts.
 type PartitionInfo struct {
 	ID                      int
 	BeginningSequenceNumber int64
@@ -24,14 +27,18 @@ func (l *Log) Info(partition int) (PartitionInfo, error) {
 	if err != nil {
 		return PartitionInfo{}, err
 	}
+	p.expire()
 	p.mu.RLock()
 	defer p.mu.RUnlock()
+	if p.closed {
+		return PartitionInfo{}, ErrClosed
+	}
 	return PartitionInfo{
 		ID:                      p.id,
 		BeginningSequenceNumber: p.begin,
-		LastSequenceNumber:      p.next() - 1,
-		LastOffset:              p.lastOffset,
-		LastEnqueuedTime:        p.lastTime,
-		Empty:                   len(p.recs) == 0,
+		LastSequenceNumber:      p.committed - 1,
+		LastOffset:              strconv.FormatInt(p.lastOff, 10),
+		LastEnqueuedTime:        time.UnixMilli(p.lastMs).UTC(),
+		Empty:                   p.begin == p.committed,
 	}, nil
 }

@@ -10,7 +10,15 @@ import (
 )
 
 func TestSeek(t *testing.T) {
-	l, _, evs := newFixture(t, 0)
+	for _, layout := range layouts {
+		t.Run(layout.name, func(t *testing.T) {
+			l, _, evs := newFixtureWith(t, layout.opts, layout.reopen)
+			testSeek(t, l, evs)
+		})
+	}
+}
+
+func testSeek(t *testing.T, l *Log, evs []Event) {
 	end := int64(len(evs))
 	between := strconv.FormatInt(offsetOf(t, evs[2])+1, 10)
 	t2 := evs[2].EnqueuedTime
@@ -88,7 +96,7 @@ func TestSeekErrors(t *testing.T) {
 }
 
 func TestSeekBeforeRetainedEvents(t *testing.T) {
-	l, clock, evs := newFixture(t, time.Hour)
+	l, clock, evs := newFixtureWith(t, Options{Retention: time.Hour, SegmentBytes: 1}, false)
 	// The fixture's clock is one second past the last event (seconds 0..4):
 	// move it to just over an hour after event 2, expiring events 0..2.
 	clock.Advance(time.Hour - 3*time.Second + time.Millisecond)
@@ -117,12 +125,16 @@ func TestSeekBeforeRetainedEvents(t *testing.T) {
 // scan: the position is the first event past the offset, or at it when
 // Inclusive.
 func FuzzSeekOffset(f *testing.F) {
-	l, _, evs := newFixture(f, 0)
+	l, _, evs := newFixtureWith(f, Options{SegmentBytes: 150}, true)
 	offs := make([]int64, len(evs))
 	for i, e := range evs {
 		offs[i] = offsetOf(f, e)
 	}
-	for _, s := range []string{"-1", "@latest", "0", "64", "65", "138", "369", "370", "abc", "", "+64", " 64", "-9223372036854775808", "99999999999999999999"} {
+	seeds := []string{"-1", "@latest", "abc", "", " 64", "-9223372036854775808", "99999999999999999999"}
+	for _, o := range offs {
+		seeds = append(seeds, strconv.FormatInt(o, 10), strconv.FormatInt(o+1, 10), "+"+strconv.FormatInt(o, 10))
+	}
+	for _, s := range seeds {
 		f.Add(s, false)
 		f.Add(s, true)
 	}

@@ -10,13 +10,14 @@ import (
 
 // emitConnectionStateLocked appends a deviceConnected or
 // deviceDisconnected notification (reference §4). g.mu must be held, which
-// keeps one device's events in order.
+// keeps one device's events in order; Enqueue orders the event without
+// holding g.mu across the log's fsync.
 func (g *Gateway) emitConnectionStateLocked(deviceID string, connected bool) {
 	opType := "deviceDisconnected"
 	if connected {
 		opType = "deviceConnected"
 	}
-	g.events.Append(eventlog.Event{
+	g.events.Enqueue(eventlog.Event{
 		DeviceID:        deviceID,
 		Body:            fmt.Appendf(nil, `{"sequenceNumber":"%s"}`, g.connSeq.next()),
 		CorrelationID:   newCorrelationID(),

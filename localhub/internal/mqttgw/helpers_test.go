@@ -44,8 +44,9 @@ func newTestHub(t testing.TB) *testHub {
 	reg, err := registry.Open(registry.Options{Path: filepath.Join(dir, "registry.db")})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = reg.Close() })
-	events := eventlog.New(eventlog.Options{})
-	t.Cleanup(events.Close)
+	events, err := eventlog.Open(eventlog.Options{Dir: filepath.Join(dir, "events")})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = events.Close() })
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)

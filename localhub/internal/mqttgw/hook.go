@@ -122,9 +122,13 @@ func (h *hook) OnSubscribed(cl *mqtt.Client, _ packets.Packet, _ []byte) {
 }
 
 // OnPublish consumes every device publish. CodeSuccessIgnore makes mochi
-// acknowledge a QoS 1 publish but deliver it to no subscriber.
+// acknowledge a QoS 1 publish but deliver it to no subscriber;
+// ErrRejectPacket makes it send no PUBACK, so the device sends again.
 func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
-	h.gw.handlePublish(cl, pk)
+	if err := h.gw.handlePublish(cl, pk); err != nil {
+		h.gw.log.Error("telemetry not stored; no PUBACK", "deviceId", cl.ID, "err", err)
+		return pk, packets.ErrRejectPacket
+	}
 	return pk, packets.CodeSuccessIgnore
 }
 

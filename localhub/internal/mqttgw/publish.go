@@ -9,24 +9,27 @@ import (
 	"github.com/iothub-reboot/devmgmt/localhub/internal/eventlog"
 )
 
-// handlePublish acts on a PUBLISH that passed checkPublish.
-func (g *Gateway) handlePublish(cl *mqtt.Client, pk packets.Packet) {
+// handlePublish acts on a PUBLISH that passed checkPublish. An error means
+// the telemetry is not stored, so the device must get no PUBACK.
+func (g *Gateway) handlePublish(cl *mqtt.Client, pk packets.Packet) error {
 	t, err := ParseTopic(pk.TopicName)
 	if err != nil {
-		return // checkPublish already refused it
+		return nil // checkPublish already refused it
 	}
 	g.registry.TouchActivity(cl.ID, g.now())
 	switch t.Kind {
 	case TopicTelemetry:
 		s := g.sessionOf(cl)
 		if s == nil {
-			return
+			return nil
 		}
 		e := telemetryEvent(s, cl.ID, t.Properties, pk.Payload)
 		if pk.FixedHeader.Retain {
 			setProperty(&e, "mqtt-retain", "true")
 		}
-		g.events.Append(e)
+		if _, err := g.events.Append(e); err != nil {
+			return err
+		}
 	case TopicMethodResponse:
 		g.methodResponse(cl, t, pk.Payload)
 	case TopicTwinGet:
@@ -34,6 +37,7 @@ func (g *Gateway) handlePublish(cl *mqtt.Client, pk packets.Packet) {
 	case TopicTwinPatchReported:
 		g.twinPatchReported(cl, t.RID, pk.Payload)
 	}
+	return nil
 }
 
 // handleWill forwards a will message (sent because the connection ended
@@ -46,7 +50,9 @@ func (g *Gateway) handleWill(cl *mqtt.Client, pk packets.Packet) {
 	}
 	e := telemetryEvent(s, cl.ID, t.Properties, pk.Payload)
 	setProperty(&e, "iothub-MessageType", "Will")
-	g.events.Append(e)
+	if _, err := g.events.Append(e); err != nil {
+		g.log.Warn("will message not stored", "deviceId", cl.ID, "err", err)
+	}
 }
 
 // telemetryEvent builds the event IoT Hub routes for a device-to-cloud
