@@ -13,6 +13,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/stretchr/testify/require"
 
+	"github.com/iothub-reboot/devmgmt/localhub/internal/directmethod"
 	"github.com/iothub-reboot/devmgmt/localhub/internal/eventlog"
 )
 
@@ -67,7 +68,7 @@ func TestPersistentSessionKeepsSubscriptions(t *testing.T) {
 	d.Disconnect(0)
 	h.connect(t, "d1", key)
 	_, _, err = h.gw.InvokeMethod(t.Context(), "d1", "reboot", nil, waitLimit, 0)
-	require.ErrorIs(t, err, ErrDeviceNotOnline)
+	require.ErrorIs(t, err, directmethod.ErrDeviceNotOnline)
 }
 
 func TestDisconnectDevice(t *testing.T) {
@@ -83,7 +84,7 @@ func TestDisconnectDevice(t *testing.T) {
 	// The persistent session went with it.
 	h.connect(t, "d1", key, withCleanSession(false))
 	_, _, err := h.gw.InvokeMethod(t.Context(), "d1", "reboot", nil, time.Second, 0)
-	require.ErrorIs(t, err, ErrDeviceNotOnline)
+	require.ErrorIs(t, err, directmethod.ErrDeviceNotOnline)
 }
 
 var sequenceNumber = regexp.MustCompile(`^\{"sequenceNumber":"([0-9A-F]{64})"\}$`)
@@ -146,39 +147,6 @@ func TestTakeoverReportsDisconnectThenConnect(t *testing.T) {
 	second.subscribe(t, methodsFilter, 0)
 	require.Equal(t, "deviceConnected", events.nextEvent(t).Properties["opType"])
 	require.Equal(t, 1, h.gw.ConnectedCount())
-}
-
-func TestSequenceIncreases(t *testing.T) {
-	s := newSequence(time.Date(2022, 5, 4, 15, 53, 0, 0, time.UTC))
-	prev := ""
-	for range 1000 {
-		n := s.next()
-		require.Len(t, n, 64)
-		require.Greater(t, n, prev)
-		prev = n
-	}
-	later := newSequence(time.Date(2022, 5, 4, 15, 53, 1, 0, time.UTC))
-	require.Greater(t, later.next(), prev, "a restarted gateway continues above the old numbers")
-}
-
-func TestNotificationProperties(t *testing.T) {
-	at := time.Date(2024, 5, 1, 12, 30, 15, 123456789, time.FixedZone("CEST", 2*3600))
-	require.Equal(t, map[string]string{
-		"hubName":               "myhub",
-		"deviceId":              "d1",
-		"operationTimestamp":    "2024-05-01T10:30:15.1234567Z",
-		"iothub-message-schema": "twinChangeNotification",
-		"opType":                "updateTwin",
-	}, NotificationProperties("myhub", "d1", "twinChangeNotification", "updateTwin", at))
-}
-
-func TestHubName(t *testing.T) {
-	for host, want := range map[string]string{
-		"myhub.azure-devices.net": "myhub",
-		"localhost":               "localhost",
-	} {
-		require.Equal(t, want, hubName(host), "hubName(%q)", host)
-	}
 }
 
 func TestCloseEndsEverything(t *testing.T) {

@@ -11,12 +11,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/iothub-reboot/devmgmt/localhub/internal/mqttgw"
+	"github.com/iothub-reboot/devmgmt/localhub/internal/directmethod"
 )
 
 // Direct-method limits (reference §3.3).
 const (
-	maxMethodPayload      = 128 << 10
+	maxMethodPayload      = directmethod.MaxPayload
 	defaultResponseSecs   = 30
 	minResponseSecs       = 5
 	maxResponseSecs       = 300
@@ -125,22 +125,25 @@ func handleInvokeMethod(d Deps) http.Handler {
 		switch {
 		case err == nil:
 			writeRaw(w, http.StatusOK, methodResponseBody(status, reply))
-		case errors.Is(err, mqttgw.ErrDeviceNotOnline):
+		case errors.Is(err, directmethod.ErrDeviceNotOnline):
 			writeError(w, d.Now(), nested, errDeviceNotOnline(m.ConnectTimeout))
-		case errors.Is(err, mqttgw.ErrTimeout):
+		case errors.Is(err, directmethod.ErrTimeout):
 			writeError(w, d.Now(), nested, errGatewayTimeout())
-		case errors.Is(err, mqttgw.ErrPayloadTooLarge):
+		case errors.Is(err, directmethod.ErrPayloadTooLarge):
 			writeError(w, d.Now(), nested, errMessageTooLarge(
 				fmt.Sprintf("The method payload exceeds the maximum of %d bytes.", maxMethodPayload)))
-		case errors.Is(err, mqttgw.ErrInvalidMethodName):
+		case errors.Is(err, directmethod.ErrInvalidMethodName):
 			// Names IoT Hub's rule allows but MQTT topics cannot carry ('+', '#').
 			writeError(w, d.Now(), nested, errArgumentInvalid("methodName cannot be delivered to the device."))
-		case errors.Is(err, mqttgw.ErrClosed):
+		case errors.Is(err, directmethod.ErrTooManyCalls):
+			writeError(w, d.Now(), nested, &hubError{http.StatusTooManyRequests, 429001, "ThrottlingException",
+				fmt.Sprintf("Too many direct method calls are in progress for device '%s'.", id), nil})
+		case errors.Is(err, directmethod.ErrClosed):
 			writeError(w, d.Now(), nested, errServiceUnavailable("The hub is shutting down."))
 		case r.Context().Err() != nil:
 			// The client went away; nobody is left to answer.
 			d.Logger.LogAttrs(r.Context(), slog.LevelDebug, "direct method abandoned by client",
-				slog.String("device", id), slog.String("method", m.Method))
+				slog.String("deviceId", id), slog.String("method", m.Method))
 		default:
 			writeError(w, d.Now(), nested, errServer(fmt.Sprintf("invoke %s on %s: %v", m.Method, id, err)))
 		}
