@@ -185,21 +185,34 @@ func goroutines() string {
 // clean-session client leaving (Clients.Delete, waiting for the write lock)
 // queues between the two, mochi's own client closer deadlocks. The test
 // lines that up: it holds a read lock while Close ends the clients, so
-// their Deletes queue as writers, then lets them through one by one while
-// anything Close does with the clients lock runs in between.
+// their Deletes queue as writers, then lets them through while anything
+// Close does with the clients lock runs in between. That the Deletes queue
+// is read off observable state, not goroutine dumps: every client has
+// left the gateway (OnDisconnect runs just before Delete), and a read lock
+// can no longer be had, which sync.RWMutex refuses only while a writer
+// waits.
 func TestCloseWhileCleanSessionsLeave(t *testing.T) {
 	h := newTestHub(t)
 	const n = 20
 	for i := range n {
 		id := fmt.Sprintf("d%d", i)
-		h.connect(t, id, h.createDevice(t, id).Authentication.SymmetricKey.PrimaryKey)
+		h.connect(t, id, h.createDevice(t, id).Authentication.SymmetricKey.PrimaryKey).subscribe(t, methodsFilter, 0)
 	}
+	require.Equal(t, n, h.gw.ConnectedCount())
 	h.gw.server.Clients.RLock()
 	closed := make(chan error, 1)
 	go func() { closed <- h.gw.Close() }()
-	// Goroutines queued on a lock are not observable events, so poll.
-	require.Eventually(t, func() bool { return strings.Count(goroutines(), "(*Clients).Delete") == n },
-		waitLimit, time.Millisecond, "clients did not queue to leave")
+	// Lock queues are not observable events, so poll.
+	require.Eventually(t, func() bool {
+		if h.gw.ConnectedCount() != 0 {
+			return false
+		}
+		if h.gw.server.Clients.TryRLock() {
+			h.gw.server.Clients.RUnlock()
+			return false
+		}
+		return true
+	}, waitLimit, time.Millisecond, "clients did not queue to leave")
 	h.gw.server.Clients.RUnlock()
 	select {
 	case err := <-closed:
