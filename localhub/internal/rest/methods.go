@@ -26,8 +26,10 @@ const (
 // methodRequest is a validated direct-method invocation.
 type methodRequest struct {
 	Method string
-	// Payload is the device's MQTT body: the request's payload JSON, or nil
-	// when it was null or absent (IoT Hub then sends an empty body).
+	// Payload is the device's MQTT body: the request's payload JSON as
+	// sent, "null" included, or nil (an empty body) when the request has no
+	// payload member. See docs/architecture.md, "Direct-method payloads as
+	// devices receive them".
 	Payload         []byte
 	ResponseTimeout time.Duration
 	ConnectTimeout  time.Duration
@@ -64,7 +66,9 @@ func parseMethodRequest(body []byte) (methodRequest, *hubError) {
 		return methodRequest{}, herr
 	}
 
-	if p := bytes.TrimSpace(wire.Payload); len(p) > 0 && !bytes.Equal(p, []byte("null")) {
+	// encoding/json hands a RawMessage the literal null, so an explicit
+	// null and an absent member stay apart here.
+	if p := bytes.TrimSpace(wire.Payload); len(p) > 0 {
 		if len(p) > maxMethodPayload {
 			return methodRequest{}, errMessageTooLarge(
 				fmt.Sprintf("The method payload is %d bytes; the maximum is %d bytes.", len(p), maxMethodPayload))

@@ -39,7 +39,7 @@ func TestInvokeMethod(t *testing.T) {
 			body:   `{"methodName":"reboot","payload":null,"timeoutInSeconds":99,"responseTimeoutInSeconds":30,"connectTimeoutInSeconds":0}`,
 			reply:  replyWith(200, `"Reboot started"`),
 			golden: "method_node_reboot",
-			want:   methodCall{DeviceID: "dev1", Method: "reboot", Response: 30 * time.Second},
+			want:   methodCall{DeviceID: "dev1", Method: "reboot", Payload: []byte("null"), Response: 30 * time.Second},
 		},
 		{
 			name:   "empty object payload",
