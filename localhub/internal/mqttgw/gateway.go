@@ -121,8 +121,10 @@ type device struct {
 	changed chan struct{}
 	waiters int
 	// calls counts the InvokeMethod calls in progress, bounded by
-	// maxCallsPerDevice.
-	calls int
+	// maxCallsPerDevice: incremented under g.mu, decremented without it.
+	calls atomic.Int32
+	// live mirrors sess != nil for readers without g.mu.
+	live atomic.Bool
 }
 
 func (d *device) notify() {
@@ -287,7 +289,7 @@ func (g *Gateway) deviceLocked(id string) *device {
 
 // forgetLocked drops an entry nobody needs any more. g.mu must be held.
 func (g *Gateway) forgetLocked(id string, d *device) {
-	if d.sess == nil && d.waiters == 0 && d.calls == 0 {
+	if d.sess == nil && d.waiters == 0 && d.calls.Load() == 0 {
 		delete(g.devices, id)
 	}
 }
@@ -308,6 +310,7 @@ func (g *Gateway) attach(deviceID string, s *session) {
 		g.connected++
 	}
 	d.sess = s
+	d.live.Store(true)
 	g.sessions.Store(s.client, s)
 	g.registry.SetConnected(deviceID, true, g.now())
 	// A resumed persistent session is already subscribed: the device will
@@ -332,6 +335,7 @@ func (g *Gateway) detach(cl *mqtt.Client) {
 	g.retire(d.sess)
 	g.sessions.Delete(cl)
 	d.sess = nil
+	d.live.Store(false)
 	g.connected--
 	g.registry.SetConnected(cl.ID, false, g.now())
 	d.notify()

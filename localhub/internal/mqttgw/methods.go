@@ -41,14 +41,11 @@ func (g *Gateway) InvokeMethod(ctx context.Context, deviceID, method string, pay
 	if !validMethodName(method) {
 		return 0, nil, fmt.Errorf("%w: %q", directmethod.ErrInvalidMethodName, method)
 	}
-	if !g.admitCall(deviceID) {
-		return 0, nil, directmethod.ErrTooManyCalls
-	}
-	defer g.releaseCall(deviceID)
-	s, err := g.awaitMethodSubscriber(ctx, deviceID, connectTimeout)
+	d, s, err := g.awaitMethodSubscriber(ctx, deviceID, connectTimeout)
 	if err != nil {
 		return 0, nil, err
 	}
+	defer g.releaseCall(deviceID, d)
 
 	timeout := time.NewTimer(responseTimeout)
 	defer timeout.Stop()
@@ -73,24 +70,16 @@ func (g *Gateway) InvokeMethod(ctx context.Context, deviceID, method string, pay
 	}
 }
 
-// admitCall counts a call to deviceID in, unless it has too many already.
-func (g *Gateway) admitCall(deviceID string) bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	d := g.deviceLocked(deviceID)
-	if d.calls >= maxCallsPerDevice {
-		g.forgetLocked(deviceID, d)
-		return false
+// releaseCall counts a call admitted by awaitMethodSubscriber out. It
+// takes g.mu only when the device has neither calls nor a session left, so
+// calls to connected devices contend on g.mu once.
+func (g *Gateway) releaseCall(deviceID string, d *device) {
+	if d.calls.Add(-1) > 0 || d.live.Load() {
+		return
 	}
-	d.calls++
-	return true
-}
-
-func (g *Gateway) releaseCall(deviceID string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if d := g.devices[deviceID]; d != nil {
-		d.calls--
+	if g.devices[deviceID] == d {
 		g.forgetLocked(deviceID, d)
 	}
 }
@@ -100,29 +89,40 @@ func (g *Gateway) callsInProgress(deviceID string) int {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if d := g.devices[deviceID]; d != nil {
-		return d.calls
+		return int(d.calls.Load())
 	}
 	return 0
 }
 
-// awaitMethodSubscriber returns the device's session once it is connected
-// and subscribed to $iothub/methods/POST/#, waiting up to wait for that.
-// The wait is woken by connects and subscriptions, not by polling.
-func (g *Gateway) awaitMethodSubscriber(ctx context.Context, deviceID string, wait time.Duration) (*session, error) {
+// awaitMethodSubscriber admits a call to the device, unless it has
+// maxCallsPerDevice in progress (ErrTooManyCalls), and returns its entry
+// and its session once it is connected and subscribed to
+// $iothub/methods/POST/#, waiting up to wait for that. The wait is woken
+// by connects and subscriptions, not by polling. On success the caller
+// ends the call with releaseCall.
+func (g *Gateway) awaitMethodSubscriber(ctx context.Context, deviceID string, wait time.Duration) (*device, *session, error) {
+	g.mu.Lock()
+	d := g.deviceLocked(deviceID)
+	if d.calls.Load() >= maxCallsPerDevice {
+		g.forgetLocked(deviceID, d)
+		g.mu.Unlock()
+		return nil, nil, directmethod.ErrTooManyCalls
+	}
+	d.calls.Add(1)
+	g.mu.Unlock()
+
 	var deadline <-chan time.Time
 	for {
 		g.mu.Lock()
-		d := g.devices[deviceID]
 		if s := methodSubscriber(d); s != nil {
 			g.mu.Unlock()
-			return s, nil
+			return d, s, nil
 		}
 		if wait <= 0 {
+			d.calls.Add(-1)
+			g.forgetLocked(deviceID, d)
 			g.mu.Unlock()
-			return nil, directmethod.ErrDeviceNotOnline
-		}
-		if d == nil {
-			d = g.deviceLocked(deviceID)
+			return nil, nil, directmethod.ErrDeviceNotOnline
 		}
 		if d.changed == nil {
 			d.changed = make(chan struct{})
@@ -149,10 +149,13 @@ func (g *Gateway) awaitMethodSubscriber(ctx context.Context, deviceID string, wa
 
 		g.mu.Lock()
 		d.waiters--
+		if err != nil {
+			d.calls.Add(-1)
+		}
 		g.forgetLocked(deviceID, d)
 		g.mu.Unlock()
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 }
