@@ -35,6 +35,10 @@ const (
 	// maxQueuedBytes bounds their topics and payloads: sixteen direct
 	// method requests of the maximum size.
 	maxQueuedBytes = 16 * directmethod.MaxPayload
+	// maxInflight bounds the QoS 1 packets a device has not acknowledged
+	// (mochi keeps each, payload and all, to resend it); a device that reads
+	// but never sends PUBACK is disconnected when it has this many.
+	maxInflight = 64
 	// defaultWriteTimeout is how long one write may block: a full 128 KB
 	// packet still gets through at about 35 kbit/s.
 	defaultWriteTimeout = 30 * time.Second
@@ -42,6 +46,7 @@ const (
 
 var (
 	errQueueFull    = errors.New("the device does not read what the hub sends: its outbound queue is full")
+	errInflightFull = errors.New("the device does not acknowledge what the hub sends: too many QoS 1 packets in flight")
 	errSessionEnded = errors.New("the connection has ended")
 )
 
@@ -204,6 +209,9 @@ func (g *Gateway) write(cl *mqtt.Client, p outPacket) error {
 		Created:     g.now().Unix(),
 	}
 	if p.qos > 0 {
+		if cl.State.Inflight.Len() >= maxInflight {
+			return errInflightFull
+		}
 		id, err := cl.NextPacketID()
 		if err != nil {
 			return fmt.Errorf("publish %s: %w", p.topic, err)

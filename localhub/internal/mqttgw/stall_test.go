@@ -74,6 +74,9 @@ func (h *testHub) dialStalled(t *testing.T, deviceID, key string, filters ...str
 	_, err = io.ReadFull(conn, connack)
 	require.NoError(t, err)
 	require.Equal(t, []byte{0x20, 2, 0, 0}, connack)
+	if len(filters) == 0 {
+		return conn
+	}
 
 	sub := []byte{0, 1}
 	for _, f := range filters {
@@ -281,4 +284,29 @@ func TestMethodTimesOutWhileWriteIsStuck(t *testing.T) {
 	require.GreaterOrEqual(t, took, responseTimeout)
 	require.Less(t, took, responseTimeout+promptly)
 	require.Zero(t, h.gw.calls.len(), "no call left pending")
+}
+
+// TestUnacknowledgedQoS1IsBounded: a device that reads but never
+// acknowledges QoS 1 notifications is disconnected once maxInflight of them
+// wait, instead of mochi keeping every one for a resend.
+func TestUnacknowledgedQoS1IsBounded(t *testing.T) {
+	h := newTestHub(t)
+	key := h.createDevice(t, "d1").Authentication.SymmetricKey.PrimaryKey
+	conn := h.dialStalled(t, "d1", key)
+	// Subscribe at QoS 1, then read everything and acknowledge nothing.
+	_, err := conn.Write(mqttPacket(0x82, append(mqttField([]byte{0, 2}, desiredFilter), 1)))
+	require.NoError(t, err)
+	suback := make([]byte, 5)
+	_, err = io.ReadFull(conn, suback)
+	require.NoError(t, err)
+	require.Equal(t, []byte{0x90, 3, 0, 2, 1}, suback)
+	go func() { _, _ = io.Copy(io.Discard, conn) }()
+
+	s := h.session(t, "d1")
+	for i := range maxInflight + 1 {
+		h.gw.SendDesired("d1", int64(i+2), []byte(`{}`))
+	}
+	require.Eventually(t, func() bool { return !h.gw.Connected("d1") }, waitLimit, 5*time.Millisecond)
+	require.ErrorIs(t, s.client.StopCause(), errInflightFull)
+	require.LessOrEqual(t, s.client.State.Inflight.Len(), maxInflight)
 }
