@@ -114,7 +114,7 @@ type username struct {
 func parseUsername(u, hostname, deviceID string) (username, error) {
 	host, rest, ok := strings.Cut(u, "/")
 	if !ok {
-		return username{}, errors.New("username is not {host}/{deviceId}/?api-version=...")
+		return username{}, errors.New("username is not of the form {host}/{deviceId}/?api-version={version}")
 	}
 	if !strings.EqualFold(host, hostname) {
 		return username{}, fmt.Errorf("username names host %q, not this hub", host)

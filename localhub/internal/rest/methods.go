@@ -52,7 +52,7 @@ func parseMethodRequest(body []byte) (methodRequest, *hubError) {
 		return methodRequest{}, errArgumentInvalid("methodName is null or empty.")
 	}
 	if err := validateMethodName(*wire.MethodName); err != nil {
-		return methodRequest{}, errArgumentInvalid(err.Error())
+		return methodRequest{}, errArgumentInvalid(err.Error() + ".")
 	}
 	m := methodRequest{Method: *wire.MethodName}
 
@@ -97,7 +97,7 @@ func validateMethodName(name string) error {
 	for i := 0; i < len(name); i++ {
 		c := name[i]
 		if c <= ' ' || c > '~' || strings.IndexByte(`$()<>@,;:\"/[]?={}`, c) >= 0 {
-			return fmt.Errorf("methodName contains the invalid character %q at position %d.", c, i)
+			return fmt.Errorf("methodName contains the invalid character %q at position %d", c, i)
 		}
 	}
 	return nil
