@@ -10,10 +10,8 @@ package localhub
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -21,7 +19,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -29,6 +26,7 @@ import (
 	"github.com/iothub-reboot/devmgmt/localhub/internal/mqttgw"
 	"github.com/iothub-reboot/devmgmt/localhub/internal/registry"
 	"github.com/iothub-reboot/devmgmt/localhub/internal/rest"
+	"github.com/iothub-reboot/devmgmt/localhub/internal/routing"
 	"github.com/iothub-reboot/devmgmt/localhub/internal/tlsca"
 	"github.com/iothub-reboot/devmgmt/shared/sas"
 )
@@ -71,6 +69,7 @@ type Hub struct {
 	tls      *tlsca.Bundle
 	store    *registry.Store
 	events   *eventlog.Log
+	router   *routing.Router
 	gateway  *mqttgw.Gateway
 	httpSrv  *http.Server
 	httpsURL string
@@ -119,6 +118,7 @@ func Start(ctx context.Context, opts Options) (_ *Hub, err error) {
 	}); err != nil {
 		return nil, fmt.Errorf("localhub: events log: %w", err)
 	}
+	h.router = routing.New(routing.Options{Hostname: h.hostname, Events: h.events})
 	if h.store, err = registry.Open(registry.Options{
 		Path:     filepath.Join(h.dataDir, "registry.db"),
 		OnChange: h.route,
@@ -135,7 +135,7 @@ func Start(ctx context.Context, opts Options) (_ *Hub, err error) {
 		Hostname: h.hostname,
 		Listener: mqttLn,
 		Registry: h.store,
-		Events:   h.events,
+		Router:   h.router,
 		Logger:   h.logger.With("component", "mqtt"),
 	}); err != nil {
 		mqttLn.Close()
@@ -187,38 +187,18 @@ func listen(ctx context.Context, addr string, cfg *tls.Config) (net.Listener, er
 }
 
 // route turns a committed registry change into what IoT Hub would do with
-// it: an event on the built-in endpoint and, for desired-property changes,
-// a notification to the connected device.
+// it: a routed notification and, for desired-property changes, a
+// notification to the connected device. The registry calls it under the
+// device's lock, so neither may wait for the network: the gateway only
+// queues the notification.
 func (h *Hub) route(n registry.Notification) {
-	h.events.Append(eventlog.Event{
-		DeviceID:        n.DeviceID,
-		Body:            n.Body,
-		CorrelationID:   newCorrelationID(),
-		ContentType:     "application/json",
-		ContentEncoding: "utf-8",
-		UserID:          []byte(h.hubName()),
-		Properties:      mqttgw.NotificationProperties(h.hubName(), n.DeviceID, n.Schema, n.OpType, n.Time),
-		Annotations: map[string]any{
-			"iothub-connection-device-id": n.DeviceID,
-			"iothub-message-source":       n.Source,
-		},
-	})
+	if err := h.router.Change(n); err != nil {
+		// The registry change is committed; only its event is lost.
+		h.logger.Error("routed notification not stored", "deviceId", n.DeviceID, "source", n.Source, "err", err)
+	}
 	if n.DesiredPatch != nil && h.gateway != nil {
 		h.gateway.SendDesired(n.DeviceID, n.DesiredVersion, n.DesiredPatch)
 	}
-}
-
-func newCorrelationID() string {
-	var b [16]byte
-	rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}
-
-// hubName is the hub's name: the first label of its host name, as IoT Hub
-// puts it in the hubName property of routed notifications.
-func (h *Hub) hubName() string {
-	name, _, _ := strings.Cut(h.hostname, ".")
-	return name
 }
 
 // Close stops the hub. Safe to call twice.

@@ -90,7 +90,7 @@ func TestInvokeMethod(t *testing.T) {
 	}{
 		{"object payload", json.RawMessage(`{"delay":5}`), `{"delay":5}`, 200, `{"delay":5}`},
 		{"string payload", json.RawMessage(`"now"`), `"now"`, 200, `"now"`},
-		{"nil payload reaches the device as an empty body", nil, ``, 202, `"no payload"`},
+		{"nil payload reaches the device as null", nil, `null`, 200, `null`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

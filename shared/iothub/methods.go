@@ -29,7 +29,8 @@ type MethodRequest struct {
 	// MethodName is the method the device registered, e.g. "reboot".
 	MethodName string
 	// Payload is the JSON the device receives. nil sends JSON null, which
-	// the device receives as an empty body.
+	// the device receives as null (an absent payload would reach it as an
+	// empty body, which some device SDKs cannot parse).
 	Payload json.RawMessage
 	// ResponseTimeout is how long the hub waits for the device's answer
 	// (the hub allows 5 s to 300 s); 0 means the hub's default of 30 s.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/mochi-mqtt/server/v2/packets"
 
@@ -25,6 +26,8 @@ type credentials struct {
 	generationID string
 	authMethod   string
 	modelID      string
+	// tokenExpiry is when the SAS token stops being accepted.
+	tokenExpiry time.Time
 }
 
 // authenticate checks a CONNECT the way IoT Hub does (reference §1.2, §2.2).
@@ -111,7 +114,7 @@ type username struct {
 func parseUsername(u, hostname, deviceID string) (username, error) {
 	host, rest, ok := strings.Cut(u, "/")
 	if !ok {
-		return username{}, errors.New("username is not {host}/{deviceId}/?api-version=...")
+		return username{}, errors.New("username is not of the form {host}/{deviceId}/?api-version={version}")
 	}
 	if !strings.EqualFold(host, hostname) {
 		return username{}, fmt.Errorf("username names host %q, not this hub", host)
@@ -149,11 +152,36 @@ func (g *Gateway) sessionCredentials(pk packets.Packet) credentials {
 	if user, err := parseUsername(string(pk.Connect.Username), g.hostname, pk.Connect.ClientIdentifier); err == nil {
 		cred.modelID = user.modelID
 	}
-	if tok, err := sas.Parse(string(pk.Connect.Password)); err == nil && tok.KeyName != "" {
-		cred.authMethod = authMethodHub
+	if tok, err := sas.Parse(string(pk.Connect.Password)); err == nil {
+		if tok.KeyName != "" {
+			cred.authMethod = authMethodHub
+		}
+		cred.tokenExpiry = tok.Expiry.Add(sas.MaxClockSkew)
 	}
 	if _, _, gen, err := g.registry.DeviceKeys(pk.Connect.ClientIdentifier); err == nil {
 		cred.generationID = gen
 	}
 	return cred
+}
+
+var errTokenExpired = errors.New("SAS token expired")
+
+// expireWithToken ends s when its token does, as IoT Hub closes an MQTT
+// connection whose token expires (401003 IoTHubUnauthorized; SDKs rely on
+// it and reconnect with a new token). The token lives as long as
+// authenticate accepts it: up to sas.MaxClockSkew past its se.
+func (g *Gateway) expireWithToken(s *session, at time.Time) {
+	if at.IsZero() {
+		return
+	}
+	t := time.AfterFunc(at.Sub(g.now()), func() { g.endSession(s, errTokenExpired) })
+	s.out.mu.Lock()
+	closed := s.out.closed
+	if !closed {
+		s.expiry = t
+	}
+	s.out.mu.Unlock()
+	if closed {
+		t.Stop()
+	}
 }

@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,38 +20,21 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
 
-	"github.com/iothub-reboot/devmgmt/localhub/internal/eventlog"
 	"github.com/iothub-reboot/devmgmt/localhub/internal/registry"
+	"github.com/iothub-reboot/devmgmt/localhub/internal/routing"
 )
 
-// Errors from InvokeMethod; the REST layer maps them to IoT Hub codes.
-var (
-	ErrDeviceNotOnline = errors.New("device not online")                              // 404103
-	ErrTimeout         = errors.New("timed out waiting for the response from device") // 504101
-	// ErrPayloadTooLarge: the request payload exceeds MaxMethodPayload
-	// (IoT Hub: 413 / 413001 MessageTooLarge).
-	ErrPayloadTooLarge = errors.New("direct method payload exceeds 128 KB")
-	// ErrInvalidMethodName: the name cannot be put in a topic level
-	// (IoT Hub: 400 / 400004 ArgumentInvalid).
-	ErrInvalidMethodName = errors.New("invalid direct method name")
-	// ErrClosed: the gateway was closed while the call waited.
-	ErrClosed = errors.New("mqtt gateway closed")
-)
-
-// Limits IoT Hub enforces on the device endpoint.
-const (
-	// MaxTelemetryBody is the largest device-to-cloud message body; a
-	// device that sends more is disconnected.
-	MaxTelemetryBody = 256 * 1024
-	// MaxMethodPayload is the largest direct-method request or response.
-	MaxMethodPayload = 128 * 1024
-)
+// MaxTelemetryBody is the largest device-to-cloud message body IoT Hub
+// accepts; a device that sends more is disconnected.
+const MaxTelemetryBody = 256 * 1024
 
 // Connection tuning. A connected device costs about 37 KB (measured by
 // BenchmarkMethodThroughput1000): 20 KB of stack for mochi's two goroutines
 // per connection (the reader's blocked path is too deep for the GC to
 // shrink its stack below 16 KB) and 17 KB of heap, mostly TLS and mochi
-// client state. The buffers below are what the gateway controls.
+// client state. The buffers below are what the gateway controls; the
+// outbound queue and its writer (outbox.go) exist only while a device has
+// packets waiting.
 const (
 	// connectDeadline bounds the TLS handshake and the CONNECT packet; after
 	// CONNECT mochi applies the client's keep-alive.
@@ -81,20 +63,22 @@ type Config struct {
 	// Listener is already bound (and TLS-wrapped by the caller).
 	Listener net.Listener
 	Registry *registry.Store
-	Events   *eventlog.Log
-	Logger   *slog.Logger
-	Now      func() time.Time
+	// Router takes telemetry and connection-state notifications.
+	Router *routing.Router
+	Logger *slog.Logger
+	Now    func() time.Time
+	// WriteTimeout bounds every write to a device (default 30 s); a device
+	// that does not take a packet in that time is disconnected.
+	WriteTimeout time.Duration
 }
 
 // Gateway serves devices. Safe for concurrent use.
 type Gateway struct {
-	hostname     string
-	hubName      string
-	hubNameBytes []byte // user-id of notifications; readers never modify it
-	registry     *registry.Store
-	events       *eventlog.Log
-	log          *slog.Logger
-	now          func() time.Time
+	hostname string
+	registry *registry.Store
+	router   *routing.Router
+	log      *slog.Logger
+	now      func() time.Time
 
 	server *mqtt.Server
 	ln     *trackingListener
@@ -110,7 +94,6 @@ type Gateway struct {
 	mu        sync.Mutex
 	devices   map[string]*device
 	connected int
-	connSeq   sequence
 
 	calls   pendingCalls
 	nextRID atomic.Uint64
@@ -123,16 +106,25 @@ type session struct {
 	authMethod   string // iothub-connection-auth-method annotation value
 	modelID      string
 	announced    atomic.Bool // deviceConnected was emitted
+	// out queues what the hub sends the device (outbox.go).
+	out outbox
+	// expiry ends the connection when its SAS token does; out.mu guards it.
+	expiry *time.Timer
 }
 
 // device is what the gateway tracks per device id: its live session and
-// whether InvokeMethod calls are waiting for it to come online.
+// the InvokeMethod calls made to it.
 type device struct {
 	sess *session
 	// changed, when a waiter asked for it, is closed on the next change of
 	// sess or of its subscriptions.
 	changed chan struct{}
 	waiters int
+	// calls counts the InvokeMethod calls in progress, bounded by
+	// maxCallsPerDevice: incremented under g.mu, decremented without it.
+	calls atomic.Int32
+	// live mirrors sess != nil for readers without g.mu.
+	live atomic.Bool
 }
 
 func (d *device) notify() {
@@ -149,8 +141,8 @@ func Start(cfg Config) (*Gateway, error) {
 		return nil, errors.New("mqttgw: Config.Listener is nil")
 	case cfg.Registry == nil:
 		return nil, errors.New("mqttgw: Config.Registry is nil")
-	case cfg.Events == nil:
-		return nil, errors.New("mqttgw: Config.Events is nil")
+	case cfg.Router == nil:
+		return nil, errors.New("mqttgw: Config.Router is nil")
 	case cfg.Hostname == "":
 		return nil, errors.New("mqttgw: Config.Hostname is empty")
 	}
@@ -163,19 +155,21 @@ func Start(cfg Config) (*Gateway, error) {
 		now = time.Now
 	}
 
+	writeTimeout := cfg.WriteTimeout
+	if writeTimeout <= 0 {
+		writeTimeout = defaultWriteTimeout
+	}
+
 	g := &Gateway{
-		hostname:     cfg.Hostname,
-		hubName:      hubName(cfg.Hostname),
-		hubNameBytes: []byte(hubName(cfg.Hostname)),
-		registry:     cfg.Registry,
-		events:       cfg.Events,
-		log:          logger,
-		now:          now,
-		ln:           newTrackingListener(cfg.Listener),
-		done:         make(chan struct{}),
-		devices:      make(map[string]*device),
-		connSeq:      newSequence(now()),
-		calls:        pendingCalls{m: make(map[uint64]*pendingCall)},
+		hostname: cfg.Hostname,
+		registry: cfg.Registry,
+		router:   cfg.Router,
+		log:      logger,
+		now:      now,
+		ln:       newTrackingListener(cfg.Listener, writeTimeout),
+		done:     make(chan struct{}),
+		devices:  make(map[string]*device),
+		calls:    pendingCalls{m: make(map[uint64]*pendingCall)},
 	}
 	g.server = mqtt.New(&mqtt.Options{
 		Capabilities:             capabilities(),
@@ -214,13 +208,6 @@ func capabilities() *mqtt.Capabilities {
 	return c
 }
 
-// hubName is the first DNS label of the host name, as in the hubName
-// property of routed notifications.
-func hubName(host string) string {
-	name, _, _ := strings.Cut(host, ".")
-	return name
-}
-
 // Close disconnects every device and stops serving. Safe to call twice.
 func (g *Gateway) Close() error {
 	g.closeOnce.Do(func() {
@@ -243,7 +230,7 @@ func (g *Gateway) Close() error {
 
 // Connected reports whether the device has a live connection.
 func (g *Gateway) Connected(deviceID string) bool {
-	return g.liveClient(deviceID) != nil
+	return g.liveSession(deviceID) != nil
 }
 
 // ConnectedCount is the number of connected devices.
@@ -255,10 +242,11 @@ func (g *Gateway) ConnectedCount() int {
 
 // DisconnectDevice closes the device's connection, if any (device deleted
 // or disabled), and drops its persistent session so that a re-created
-// device starts with no subscriptions.
+// device starts with no subscriptions. It never waits for the device: the
+// socket is closed under any write in progress.
 func (g *Gateway) DisconnectDevice(deviceID string) {
-	if cl := g.liveClient(deviceID); cl != nil {
-		cl.Stop(errDeviceRemoved)
+	if s := g.liveSession(deviceID); s != nil {
+		g.endSession(s, errDeviceRemoved)
 	}
 	if cl, ok := g.server.Clients.Get(deviceID); ok {
 		cl.Stop(errDeviceRemoved)
@@ -269,15 +257,15 @@ func (g *Gateway) DisconnectDevice(deviceID string) {
 
 var errDeviceRemoved = errors.New("device disabled or deleted")
 
-// liveClient returns the device's connected client, or nil.
-func (g *Gateway) liveClient(deviceID string) *mqtt.Client {
+// liveSession returns the device's connected session, or nil.
+func (g *Gateway) liveSession(deviceID string) *session {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	d := g.devices[deviceID]
 	if d == nil || d.sess == nil || d.sess.client.Closed() {
 		return nil
 	}
-	return d.sess.client
+	return d.sess
 }
 
 // sessionOf returns the live session of cl, or nil once it has ended.
@@ -301,7 +289,7 @@ func (g *Gateway) deviceLocked(id string) *device {
 
 // forgetLocked drops an entry nobody needs any more. g.mu must be held.
 func (g *Gateway) forgetLocked(id string, d *device) {
-	if d.sess == nil && d.waiters == 0 {
+	if d.sess == nil && d.waiters == 0 && d.calls.Load() == 0 {
 		delete(g.devices, id)
 	}
 }
@@ -314,13 +302,15 @@ func (g *Gateway) attach(deviceID string, s *session) {
 	d := g.deviceLocked(deviceID)
 	if old := d.sess; old != nil {
 		g.sessions.Delete(old.client)
+		g.retire(old)
 		if old.announced.Load() {
-			g.emitConnectionStateLocked(deviceID, false)
+			g.connectionState(deviceID, false)
 		}
 	} else {
 		g.connected++
 	}
 	d.sess = s
+	d.live.Store(true)
 	g.sessions.Store(s.client, s)
 	g.registry.SetConnected(deviceID, true, g.now())
 	// A resumed persistent session is already subscribed: the device will
@@ -340,10 +330,12 @@ func (g *Gateway) detach(cl *mqtt.Client) {
 		return // taken over: attach already reported it
 	}
 	if d.sess.announced.Load() {
-		g.emitConnectionStateLocked(cl.ID, false)
+		g.connectionState(cl.ID, false)
 	}
+	g.retire(d.sess)
 	g.sessions.Delete(cl)
 	d.sess = nil
+	d.live.Store(false)
 	g.connected--
 	g.registry.SetConnected(cl.ID, false, g.now())
 	d.notify()
@@ -366,7 +358,8 @@ func (g *Gateway) announce(cl *mqtt.Client) {
 
 func (g *Gateway) announceLocked(deviceID string, s *session) {
 	if s.announced.CompareAndSwap(false, true) {
-		g.emitConnectionStateLocked(deviceID, true)
+		// g.mu keeps one device's notifications in order.
+		g.connectionState(deviceID, true)
 	}
 }
 
@@ -376,5 +369,13 @@ func (g *Gateway) subscriptionsChanged(cl *mqtt.Client) {
 	defer g.mu.Unlock()
 	if d := g.devices[cl.ID]; d != nil && d.sess != nil && d.sess.client == cl {
 		d.notify()
+	}
+}
+
+// connectionState routes a connection-state notification; the connection
+// goes on whether or not its event could be stored.
+func (g *Gateway) connectionState(deviceID string, connected bool) {
+	if err := g.router.ConnectionState(deviceID, connected); err != nil {
+		g.log.Warn("connection-state event not stored", "deviceId", deviceID, "err", err)
 	}
 }

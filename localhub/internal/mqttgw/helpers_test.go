@@ -14,6 +14,7 @@ import (
 
 	"github.com/iothub-reboot/devmgmt/localhub/internal/eventlog"
 	"github.com/iothub-reboot/devmgmt/localhub/internal/registry"
+	"github.com/iothub-reboot/devmgmt/localhub/internal/routing"
 	"github.com/iothub-reboot/devmgmt/localhub/internal/tlsca"
 	"github.com/iothub-reboot/devmgmt/shared/sas"
 )
@@ -38,6 +39,12 @@ type testHub struct {
 
 func newTestHub(t testing.TB) *testHub {
 	t.Helper()
+	return newTestHubWith(t, Config{})
+}
+
+// newTestHubWith starts a gateway with cfg's Now and WriteTimeout.
+func newTestHubWith(t testing.TB, cfg Config) *testHub {
+	t.Helper()
 	dir := t.TempDir()
 	bundle, err := tlsca.LoadOrCreate(filepath.Join(dir, "tls"), []string{testHost})
 	require.NoError(t, err)
@@ -50,13 +57,12 @@ func newTestHub(t testing.TB) *testHub {
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	gw, err := Start(Config{
-		Hostname: testHost,
-		Listener: tls.NewListener(ln, bundle.ServerTLSConfig()),
-		Registry: reg,
-		Events:   events,
-		Logger:   testLogger(t),
-	})
+	cfg.Hostname = testHost
+	cfg.Listener = tls.NewListener(ln, bundle.ServerTLSConfig())
+	cfg.Registry = reg
+	cfg.Router = routing.New(routing.Options{Hostname: testHost, Events: events})
+	cfg.Logger = testLogger(t)
+	gw, err := Start(cfg)
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, gw.Close()) })
 

@@ -27,6 +27,7 @@ func (h *hook) Provides(b byte) bool {
 		mqtt.OnConnect,
 		mqtt.OnConnectAuthenticate,
 		mqtt.OnACLCheck,
+		mqtt.OnSessionEstablish,
 		mqtt.OnSessionEstablished,
 		mqtt.OnPacketRead,
 		mqtt.OnSubscribed,
@@ -68,16 +69,31 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	return true
 }
 
+// OnSessionEstablish runs after authentication, before mochi takes over
+// an earlier connection of the same device. mochi's takeover writes to the
+// old connection under its client lock; a device that reconnects because
+// its old connection went dead must not wait for writes to that one to
+// time out, so they are made to fail at once.
+func (h *hook) OnSessionEstablish(cl *mqtt.Client, _ packets.Packet) {
+	if old, ok := h.gw.server.Clients.Get(cl.ID); ok && old != cl {
+		if tc, ok := old.Net.Conn.(*trackedConn); ok {
+			tc.abortWrites()
+		}
+	}
+}
+
 // OnSessionEstablished runs after the CONNACK went out, once mochi has
 // taken over any earlier connection of the same device.
 func (h *hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 	cred := h.gw.sessionCredentials(pk)
-	h.gw.attach(cl.ID, &session{
+	s := &session{
 		client:       cl,
 		generationID: cred.generationID,
 		authMethod:   cred.authMethod,
 		modelID:      cred.modelID,
-	})
+	}
+	h.gw.attach(cl.ID, s)
+	h.gw.expireWithToken(s, cred.tokenExpiry)
 }
 
 func (h *hook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/iothub-reboot/devmgmt/localhub/internal/directmethod"
 )
 
 func TestInvokeMethodRoundTrip(t *testing.T) {
@@ -47,14 +49,14 @@ func TestInvokeMethodNotOnline(t *testing.T) {
 	key := h.createDevice(t, "d1").Authentication.SymmetricKey.PrimaryKey
 
 	_, _, err := h.gw.InvokeMethod(t.Context(), "d1", "reboot", nil, time.Second, 0)
-	require.ErrorIs(t, err, ErrDeviceNotOnline, "not connected")
+	require.ErrorIs(t, err, directmethod.ErrDeviceNotOnline, "not connected")
 
 	h.connect(t, "d1", key)
 	_, _, err = h.gw.InvokeMethod(t.Context(), "d1", "reboot", nil, time.Second, 0)
-	require.ErrorIs(t, err, ErrDeviceNotOnline, "connected but not subscribed to methods")
+	require.ErrorIs(t, err, directmethod.ErrDeviceNotOnline, "connected but not subscribed to methods")
 
 	_, _, err = h.gw.InvokeMethod(t.Context(), "d1", "reboot", nil, time.Second, 50*time.Millisecond)
-	require.ErrorIs(t, err, ErrDeviceNotOnline, "connect timeout passes without a subscription")
+	require.ErrorIs(t, err, directmethod.ErrDeviceNotOnline, "connect timeout passes without a subscription")
 }
 
 func TestInvokeMethodWaitsForConnection(t *testing.T) {
@@ -78,7 +80,7 @@ func TestInvokeMethodResponseTimeout(t *testing.T) {
 	reqs := d.subscribe(t, methodsFilter, 0) // receives, never answers
 
 	_, _, err := h.gw.InvokeMethod(t.Context(), "d1", "reboot", nil, 100*time.Millisecond, 0)
-	require.ErrorIs(t, err, ErrTimeout)
+	require.ErrorIs(t, err, directmethod.ErrTimeout)
 	receive(t, reqs)
 }
 
@@ -92,11 +94,11 @@ func TestInvokeMethodContextCanceled(t *testing.T) {
 
 func TestInvokeMethodRejectsBadRequests(t *testing.T) {
 	h := newTestHub(t)
-	_, _, err := h.gw.InvokeMethod(t.Context(), "d1", "reboot", make([]byte, MaxMethodPayload+1), time.Second, 0)
-	require.ErrorIs(t, err, ErrPayloadTooLarge)
+	_, _, err := h.gw.InvokeMethod(t.Context(), "d1", "reboot", make([]byte, directmethod.MaxPayload+1), time.Second, 0)
+	require.ErrorIs(t, err, directmethod.ErrPayloadTooLarge)
 	for _, name := range []string{"", "a/b", "a#", "a+", "a?b", "a b"} {
 		_, _, err := h.gw.InvokeMethod(t.Context(), "d1", name, nil, time.Second, 0)
-		require.ErrorIs(t, err, ErrInvalidMethodName, "method %q", name)
+		require.ErrorIs(t, err, directmethod.ErrInvalidMethodName, "method %q", name)
 	}
 }
 
@@ -180,8 +182,8 @@ func TestInvokeMethodReturnsOnClose(t *testing.T) {
 	h := newTestHub(t)
 	results := h.invokeAsync("d1", "reboot", nil, waitLimit, time.Minute)
 	// The call is waiting for d1 to connect, or has not started yet: either
-	// way it must end with ErrClosed rather than wait out its timeouts.
+	// way it must end with directmethod.ErrClosed rather than wait out its timeouts.
 	require.NoError(t, h.gw.Close())
 	r := awaitResult(t, results)
-	require.ErrorIs(t, r.err, ErrClosed)
+	require.ErrorIs(t, r.err, directmethod.ErrClosed)
 }

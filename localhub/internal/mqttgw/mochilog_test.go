@@ -17,3 +17,10 @@ func TestMochiLogHandlerDemotes(t *testing.T) {
 	log.With("k", "v").WithGroup("g").Error("failed", "e", 1)
 	require.Contains(t, buf.String(), "level=ERROR msg=failed k=v g.e=1")
 }
+
+func TestMochiLogHandlerRenamesKeys(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(mochiLogHandler{slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})})
+	log.With("client", "d1").Debug("client disconnected", "error", "EOF", "remote", "127.0.0.1:1")
+	require.Contains(t, buf.String(), `msg="client disconnected" deviceId=d1 err=EOF remote=127.0.0.1:1`)
+}

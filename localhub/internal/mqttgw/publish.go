@@ -1,12 +1,10 @@
 package mqttgw
 
 import (
-	"strings"
-
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
-	"github.com/iothub-reboot/devmgmt/localhub/internal/eventlog"
+	"github.com/iothub-reboot/devmgmt/localhub/internal/routing"
 )
 
 // handlePublish acts on a PUBLISH that passed checkPublish. An error means
@@ -19,19 +17,13 @@ func (g *Gateway) handlePublish(cl *mqtt.Client, pk packets.Packet) error {
 	g.registry.TouchActivity(cl.ID, g.now())
 	switch t.Kind {
 	case TopicTelemetry:
-		s := g.sessionOf(cl)
-		if s == nil {
-			return nil
-		}
-		e := telemetryEvent(s, cl.ID, t.Properties, pk.Payload)
-		if pk.FixedHeader.Retain {
-			setProperty(&e, "mqtt-retain", "true")
-		}
-		if _, err := g.events.Append(e); err != nil {
-			return err
+		if s := g.sessionOf(cl); s != nil {
+			if err := g.router.Telemetry(s.telemetry(t.Properties, pk.Payload, pk.FixedHeader.Retain, false)); err != nil {
+				return err
+			}
 		}
 	case TopicMethodResponse:
-		g.methodResponse(cl, t, pk.Payload)
+		g.methodResponse(cl.ID, t, pk.Payload)
 	case TopicTwinGet:
 		g.twinGet(cl, t.RID)
 	case TopicTwinPatchReported:
@@ -48,63 +40,21 @@ func (g *Gateway) handleWill(cl *mqtt.Client, pk packets.Packet) {
 	if err != nil || t.Kind != TopicTelemetry || t.DeviceID != cl.ID || s == nil {
 		return
 	}
-	e := telemetryEvent(s, cl.ID, t.Properties, pk.Payload)
-	setProperty(&e, "iothub-MessageType", "Will")
-	if _, err := g.events.Append(e); err != nil {
+	if err := g.router.Telemetry(s.telemetry(t.Properties, pk.Payload, false, true)); err != nil {
 		g.log.Warn("will message not stored", "deviceId", cl.ID, "err", err)
 	}
 }
 
-// telemetryEvent builds the event IoT Hub routes for a device-to-cloud
-// message. System properties in the bag become AMQP properties:
-// $.mid message-id, $.cid correlation-id, $.ct content-type, $.ce
-// content-encoding, $.uid user-id. $.ctime becomes the annotation
-// iothub-creation-time-utc and $.sub dt-subject; the model id from the
-// CONNECT username becomes dt-dataschema. Other system properties ($.to,
-// $.exp, $.ifid, ...) are dropped. Everything else is an application
-// property.
-func telemetryEvent(s *session, deviceID string, props []Property, body []byte) eventlog.Event {
-	e := eventlog.Event{
-		DeviceID: deviceID,
-		Body:     body,
-		Annotations: map[string]any{
-			"iothub-connection-device-id":          deviceID,
-			"iothub-connection-auth-generation-id": s.generationID,
-			"iothub-connection-auth-method":        s.authMethod,
-			"iothub-message-source":                eventlog.SourceTelemetry,
-		},
+// telemetry is a message the session's device sent, for the router.
+func (s *session) telemetry(props []Property, body []byte, retain, will bool) routing.Telemetry {
+	return routing.Telemetry{
+		DeviceID:     s.client.ID,
+		GenerationID: s.generationID,
+		AuthMethod:   s.authMethod,
+		ModelID:      s.modelID,
+		Properties:   props,
+		Body:         body,
+		Retain:       retain,
+		Will:         will,
 	}
-	if s.modelID != "" {
-		e.Annotations["dt-dataschema"] = s.modelID
-	}
-	for _, p := range props {
-		switch p.Key {
-		case "$.mid":
-			e.MessageID = p.Value
-		case "$.cid":
-			e.CorrelationID = p.Value
-		case "$.ct":
-			e.ContentType = p.Value
-		case "$.ce":
-			e.ContentEncoding = p.Value
-		case "$.uid":
-			e.UserID = []byte(p.Value)
-		case "$.ctime":
-			e.Annotations["iothub-creation-time-utc"] = p.Value
-		case "$.sub":
-			e.Annotations["dt-subject"] = p.Value
-		default:
-			if !strings.HasPrefix(p.Key, "$.") {
-				setProperty(&e, p.Key, p.Value)
-			}
-		}
-	}
-	return e
-}
-
-func setProperty(e *eventlog.Event, k, v string) {
-	if e.Properties == nil {
-		e.Properties = make(map[string]string)
-	}
-	e.Properties[k] = v
 }

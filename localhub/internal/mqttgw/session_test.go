@@ -13,6 +13,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/stretchr/testify/require"
 
+	"github.com/iothub-reboot/devmgmt/localhub/internal/directmethod"
 	"github.com/iothub-reboot/devmgmt/localhub/internal/eventlog"
 )
 
@@ -67,7 +68,7 @@ func TestPersistentSessionKeepsSubscriptions(t *testing.T) {
 	d.Disconnect(0)
 	h.connect(t, "d1", key)
 	_, _, err = h.gw.InvokeMethod(t.Context(), "d1", "reboot", nil, waitLimit, 0)
-	require.ErrorIs(t, err, ErrDeviceNotOnline)
+	require.ErrorIs(t, err, directmethod.ErrDeviceNotOnline)
 }
 
 func TestDisconnectDevice(t *testing.T) {
@@ -83,7 +84,7 @@ func TestDisconnectDevice(t *testing.T) {
 	// The persistent session went with it.
 	h.connect(t, "d1", key, withCleanSession(false))
 	_, _, err := h.gw.InvokeMethod(t.Context(), "d1", "reboot", nil, time.Second, 0)
-	require.ErrorIs(t, err, ErrDeviceNotOnline)
+	require.ErrorIs(t, err, directmethod.ErrDeviceNotOnline)
 }
 
 var sequenceNumber = regexp.MustCompile(`^\{"sequenceNumber":"([0-9A-F]{64})"\}$`)
@@ -148,39 +149,6 @@ func TestTakeoverReportsDisconnectThenConnect(t *testing.T) {
 	require.Equal(t, 1, h.gw.ConnectedCount())
 }
 
-func TestSequenceIncreases(t *testing.T) {
-	s := newSequence(time.Date(2022, 5, 4, 15, 53, 0, 0, time.UTC))
-	prev := ""
-	for range 1000 {
-		n := s.next()
-		require.Len(t, n, 64)
-		require.Greater(t, n, prev)
-		prev = n
-	}
-	later := newSequence(time.Date(2022, 5, 4, 15, 53, 1, 0, time.UTC))
-	require.Greater(t, later.next(), prev, "a restarted gateway continues above the old numbers")
-}
-
-func TestNotificationProperties(t *testing.T) {
-	at := time.Date(2024, 5, 1, 12, 30, 15, 123456789, time.FixedZone("CEST", 2*3600))
-	require.Equal(t, map[string]string{
-		"hubName":               "myhub",
-		"deviceId":              "d1",
-		"operationTimestamp":    "2024-05-01T10:30:15.1234567Z",
-		"iothub-message-schema": "twinChangeNotification",
-		"opType":                "updateTwin",
-	}, NotificationProperties("myhub", "d1", "twinChangeNotification", "updateTwin", at))
-}
-
-func TestHubName(t *testing.T) {
-	for host, want := range map[string]string{
-		"myhub.azure-devices.net": "myhub",
-		"localhost":               "localhost",
-	} {
-		require.Equal(t, want, hubName(host), "hubName(%q)", host)
-	}
-}
-
 func TestCloseEndsEverything(t *testing.T) {
 	h := newTestHub(t)
 	key := h.createDevice(t, "d1").Authentication.SymmetricKey.PrimaryKey
@@ -217,21 +185,34 @@ func goroutines() string {
 // clean-session client leaving (Clients.Delete, waiting for the write lock)
 // queues between the two, mochi's own client closer deadlocks. The test
 // lines that up: it holds a read lock while Close ends the clients, so
-// their Deletes queue as writers, then lets them through one by one while
-// anything Close does with the clients lock runs in between.
+// their Deletes queue as writers, then lets them through while anything
+// Close does with the clients lock runs in between. That the Deletes queue
+// is read off observable state, not goroutine dumps: every client has
+// left the gateway (OnDisconnect runs just before Delete), and a read lock
+// can no longer be had, which sync.RWMutex refuses only while a writer
+// waits.
 func TestCloseWhileCleanSessionsLeave(t *testing.T) {
 	h := newTestHub(t)
 	const n = 20
 	for i := range n {
 		id := fmt.Sprintf("d%d", i)
-		h.connect(t, id, h.createDevice(t, id).Authentication.SymmetricKey.PrimaryKey)
+		h.connect(t, id, h.createDevice(t, id).Authentication.SymmetricKey.PrimaryKey).subscribe(t, methodsFilter, 0)
 	}
+	require.Equal(t, n, h.gw.ConnectedCount())
 	h.gw.server.Clients.RLock()
 	closed := make(chan error, 1)
 	go func() { closed <- h.gw.Close() }()
-	// Goroutines queued on a lock are not observable events, so poll.
-	require.Eventually(t, func() bool { return strings.Count(goroutines(), "(*Clients).Delete") == n },
-		waitLimit, time.Millisecond, "clients did not queue to leave")
+	// Lock queues are not observable events, so poll.
+	require.Eventually(t, func() bool {
+		if h.gw.ConnectedCount() != 0 {
+			return false
+		}
+		if h.gw.server.Clients.TryRLock() {
+			h.gw.server.Clients.RUnlock()
+			return false
+		}
+		return true
+	}, waitLimit, time.Millisecond, "clients did not queue to leave")
 	h.gw.server.Clients.RUnlock()
 	select {
 	case err := <-closed:

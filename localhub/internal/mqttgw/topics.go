@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/iothub-reboot/devmgmt/localhub/internal/routing"
 )
 
 // Topic prefixes and the subscription filters a device may use
@@ -43,10 +45,9 @@ const (
 	TopicTwinPatchReported
 )
 
-// Property is one decoded entry of a topic's property bag.
-type Property struct {
-	Key, Value string
-}
+// Property is one decoded entry of a topic's property bag; the router
+// reads telemetry bags as they are.
+type Property = routing.Property
 
 // Topic is a parsed device-to-hub PUBLISH topic.
 type Topic struct {

@@ -17,13 +17,13 @@ func TestParseTopic(t *testing.T) {
 		{
 			topic: "devices/d1/messages/events/%24.ct=application%2Fjson&%24.ce=utf-8&%24.ctime=2024-05-01T10%3A00%3A00.123Z&k=a%20b",
 			want: Topic{Kind: TopicTelemetry, DeviceID: "d1", Properties: []Property{
-				{"$.ct", "application/json"}, {"$.ce", "utf-8"}, {"$.ctime", "2024-05-01T10:00:00.123Z"}, {"k", "a b"},
+				{Key: "$.ct", Value: "application/json"}, {Key: "$.ce", Value: "utf-8"}, {Key: "$.ctime", Value: "2024-05-01T10:00:00.123Z"}, {Key: "k", Value: "a b"},
 			}},
 		},
 		{
 			topic: "devices/d1/messages/events/$.mid=1&flag&empty=&&plus=a+b",
 			want: Topic{Kind: TopicTelemetry, DeviceID: "d1", Properties: []Property{
-				{"$.mid", "1"}, {"flag", ""}, {"empty", ""}, {"plus", "a+b"},
+				{Key: "$.mid", Value: "1"}, {Key: "flag", Value: ""}, {Key: "empty", Value: ""}, {Key: "plus", Value: "a+b"},
 			}},
 		},
 		{topic: "devices/d+1#/messages/events/", want: Topic{Kind: TopicTelemetry, DeviceID: "d+1#"}},
@@ -63,7 +63,7 @@ func TestParseTopic(t *testing.T) {
 
 func TestTopicStringEncodesLikeTheGoSDK(t *testing.T) {
 	topic := Topic{Kind: TopicTelemetry, DeviceID: "d1", Properties: []Property{
-		{"$.mid", "m 1"}, {"k/&=", "v?#%"},
+		{Key: "$.mid", Value: "m 1"}, {Key: "k/&=", Value: "v?#%"},
 	}}
 	require.Equal(t, "devices/d1/messages/events/%24.mid=m%201&k%2F%26%3D=v%3F%23%25", topic.String())
 }

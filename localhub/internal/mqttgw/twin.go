@@ -54,14 +54,14 @@ func (g *Gateway) twinFailed(cl *mqtt.Client, rid string, err error) {
 		status = http.StatusNotFound
 		body = twinError{ErrorCode: 404001, Message: err.Error()}
 	default:
-		g.log.Error("twin request failed", "deviceId", cl.ID, "error", err)
+		g.log.Error("twin request failed", "deviceId", cl.ID, "err", err)
 	}
 	b, _ := json.Marshal(body)
 	g.twinRespond(cl, status, rid, 0, b)
 }
 
-// twinRespond publishes $iothub/twin/res/{status}/?$rid={rid}[&$version=n]
-// to the requesting client only, and only if it subscribed to
+// twinRespond queues $iothub/twin/res/{status}/?$rid={rid}[&$version=n]
+// for the requesting client only, and only if it subscribed to
 // $iothub/twin/res/#: IoT Hub requires the subscription.
 func (g *Gateway) twinRespond(cl *mqtt.Client, status int, rid string, version int64, body []byte) {
 	qos, ok := grantedQoS(cl, twinResFilter)
@@ -69,23 +69,29 @@ func (g *Gateway) twinRespond(cl *mqtt.Client, status int, rid string, version i
 		g.log.Debug("twin response dropped: not subscribed", "deviceId", cl.ID, "rid", rid)
 		return
 	}
-	if err := g.deliver(cl, twinResponseTopic(status, rid, version), body, qos); err != nil {
-		g.log.Debug("twin response not delivered", "deviceId", cl.ID, "error", err)
+	s := g.sessionOf(cl)
+	if s == nil {
+		return
+	}
+	if err := g.send(s, outPacket{topic: twinResponseTopic(status, rid, version), payload: body, qos: qos}); err != nil {
+		g.log.Debug("twin response not delivered", "deviceId", cl.ID, "err", err)
 	}
 }
 
-// SendDesired delivers a desired-properties notification to the device if
+// SendDesired queues a desired-properties notification for the device if
 // it is connected and subscribed to $iothub/twin/PATCH/properties/desired/#.
+// It never waits for the device: the registry calls it under the device's
+// lock.
 func (g *Gateway) SendDesired(deviceID string, version int64, body []byte) {
-	cl := g.liveClient(deviceID)
-	if cl == nil {
+	s := g.liveSession(deviceID)
+	if s == nil {
 		return
 	}
-	qos, ok := grantedQoS(cl, desiredFilter)
+	qos, ok := grantedQoS(s.client, desiredFilter)
 	if !ok {
 		return
 	}
-	if err := g.deliver(cl, desiredTopic(version), body, qos); err != nil {
-		g.log.Debug("desired properties not delivered", "deviceId", deviceID, "error", err)
+	if err := g.send(s, outPacket{topic: desiredTopic(version), payload: body, qos: qos}); err != nil {
+		g.log.Debug("desired properties not delivered", "deviceId", deviceID, "err", err)
 	}
 }

@@ -11,12 +11,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/iothub-reboot/devmgmt/localhub/internal/mqttgw"
+	"github.com/iothub-reboot/devmgmt/localhub/internal/directmethod"
 )
 
 // Direct-method limits (reference §3.3).
 const (
-	maxMethodPayload      = 128 << 10
+	maxMethodPayload      = directmethod.MaxPayload
 	defaultResponseSecs   = 30
 	minResponseSecs       = 5
 	maxResponseSecs       = 300
@@ -26,8 +26,10 @@ const (
 // methodRequest is a validated direct-method invocation.
 type methodRequest struct {
 	Method string
-	// Payload is the device's MQTT body: the request's payload JSON, or nil
-	// when it was null or absent (IoT Hub then sends an empty body).
+	// Payload is the device's MQTT body: the request's payload JSON as
+	// sent, "null" included, or nil (an empty body) when the request has no
+	// payload member. See docs/architecture.md, "Direct-method payloads as
+	// devices receive them".
 	Payload         []byte
 	ResponseTimeout time.Duration
 	ConnectTimeout  time.Duration
@@ -50,7 +52,7 @@ func parseMethodRequest(body []byte) (methodRequest, *hubError) {
 		return methodRequest{}, errArgumentInvalid("methodName is null or empty.")
 	}
 	if err := validateMethodName(*wire.MethodName); err != nil {
-		return methodRequest{}, errArgumentInvalid(err.Error())
+		return methodRequest{}, errArgumentInvalid(err.Error() + ".")
 	}
 	m := methodRequest{Method: *wire.MethodName}
 
@@ -64,7 +66,9 @@ func parseMethodRequest(body []byte) (methodRequest, *hubError) {
 		return methodRequest{}, herr
 	}
 
-	if p := bytes.TrimSpace(wire.Payload); len(p) > 0 && !bytes.Equal(p, []byte("null")) {
+	// encoding/json hands a RawMessage the literal null, so an explicit
+	// null and an absent member stay apart here.
+	if p := bytes.TrimSpace(wire.Payload); len(p) > 0 {
 		if len(p) > maxMethodPayload {
 			return methodRequest{}, errMessageTooLarge(
 				fmt.Sprintf("The method payload is %d bytes; the maximum is %d bytes.", len(p), maxMethodPayload))
@@ -93,7 +97,7 @@ func validateMethodName(name string) error {
 	for i := 0; i < len(name); i++ {
 		c := name[i]
 		if c <= ' ' || c > '~' || strings.IndexByte(`$()<>@,;:\"/[]?={}`, c) >= 0 {
-			return fmt.Errorf("methodName contains the invalid character %q at position %d.", c, i)
+			return fmt.Errorf("methodName contains the invalid character %q at position %d", c, i)
 		}
 	}
 	return nil
@@ -126,22 +130,25 @@ func handleInvokeMethod(d Deps) http.Handler {
 		switch {
 		case err == nil:
 			writeRaw(w, http.StatusOK, methodResponseBody(status, reply))
-		case errors.Is(err, mqttgw.ErrDeviceNotOnline):
+		case errors.Is(err, directmethod.ErrDeviceNotOnline):
 			writeError(w, d.Now(), nested, errDeviceNotOnline(m.ConnectTimeout))
-		case errors.Is(err, mqttgw.ErrTimeout):
+		case errors.Is(err, directmethod.ErrTimeout):
 			writeError(w, d.Now(), nested, errGatewayTimeout())
-		case errors.Is(err, mqttgw.ErrPayloadTooLarge):
+		case errors.Is(err, directmethod.ErrPayloadTooLarge):
 			writeError(w, d.Now(), nested, errMessageTooLarge(
 				fmt.Sprintf("The method payload exceeds the maximum of %d bytes.", maxMethodPayload)))
-		case errors.Is(err, mqttgw.ErrInvalidMethodName):
+		case errors.Is(err, directmethod.ErrInvalidMethodName):
 			// Names IoT Hub's rule allows but MQTT topics cannot carry ('+', '#').
 			writeError(w, d.Now(), nested, errArgumentInvalid("methodName cannot be delivered to the device."))
-		case errors.Is(err, mqttgw.ErrClosed):
+		case errors.Is(err, directmethod.ErrTooManyCalls):
+			writeError(w, d.Now(), nested, &hubError{http.StatusTooManyRequests, 429001, "ThrottlingException",
+				fmt.Sprintf("Too many direct method calls are in progress for device '%s'.", id), nil})
+		case errors.Is(err, directmethod.ErrClosed):
 			writeError(w, d.Now(), nested, errServiceUnavailable("The hub is shutting down."))
 		case r.Context().Err() != nil:
 			// The client went away; nobody is left to answer.
 			d.Logger.LogAttrs(r.Context(), slog.LevelDebug, "direct method abandoned by client",
-				slog.String("device", id), slog.String("method", m.Method))
+				slog.String("deviceId", id), slog.String("method", m.Method))
 		default:
 			writeError(w, d.Now(), nested, errServer(fmt.Sprintf("invoke %s on %s: %v", m.Method, id, err)))
 		}

@@ -10,7 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/iothub-reboot/devmgmt/localhub/internal/mqttgw"
+	"github.com/iothub-reboot/devmgmt/localhub/internal/directmethod"
 )
 
 func TestInvokeMethod(t *testing.T) {
@@ -33,14 +33,23 @@ func TestInvokeMethod(t *testing.T) {
 		},
 		{
 			// The Node reboot sample: payload null, legacy timeoutInSeconds
-			// (ignored), a JSON string reply.
+			// (ignored), a JSON string reply. The device gets null, which
+			// the Node device SDK's JSON.parse accepts.
 			name:   "node reboot sample",
 			body:   `{"methodName":"reboot","payload":null,"timeoutInSeconds":99,"responseTimeoutInSeconds":30,"connectTimeoutInSeconds":0}`,
 			reply:  replyWith(200, `"Reboot started"`),
 			golden: "method_node_reboot",
-			want:   methodCall{DeviceID: "dev1", Method: "reboot", Response: 30 * time.Second},
+			want:   methodCall{DeviceID: "dev1", Method: "reboot", Payload: []byte("null"), Response: 30 * time.Second},
 		},
 		{
+			name:   "empty object payload",
+			body:   `{"methodName":"reboot","payload": {} }`,
+			reply:  replyWith(200, `{}`),
+			golden: "method_empty_object",
+			want:   methodCall{DeviceID: "dev1", Method: "reboot", Payload: []byte("{}"), Response: 30 * time.Second},
+		},
+		{
+			// No payload member: the device gets an empty body.
 			name:   "defaults and empty reply",
 			body:   `{"methodName":"ping"}`,
 			reply:  replyWith(200, ``),
@@ -58,35 +67,42 @@ func TestInvokeMethod(t *testing.T) {
 		{
 			name:   "not online",
 			body:   `{"methodName":"reboot","connectTimeoutInSeconds":0}`,
-			reply:  replyErr(mqttgw.ErrDeviceNotOnline),
+			reply:  replyErr(directmethod.ErrDeviceNotOnline),
 			golden: "method_not_online",
 			want:   methodCall{DeviceID: "dev1", Method: "reboot", Response: 30 * time.Second},
 		},
 		{
 			name:   "device too slow",
 			body:   `{"methodName":"reboot","responseTimeoutInSeconds":5}`,
-			reply:  replyErr(mqttgw.ErrTimeout),
+			reply:  replyErr(directmethod.ErrTimeout),
 			golden: "method_gateway_timeout",
 			want:   methodCall{DeviceID: "dev1", Method: "reboot", Response: 5 * time.Second},
 		},
 		{
 			name:   "gateway refuses the payload",
 			body:   `{"methodName":"reboot"}`,
-			reply:  replyErr(mqttgw.ErrPayloadTooLarge),
+			reply:  replyErr(directmethod.ErrPayloadTooLarge),
 			golden: "method_gateway_payload_too_large",
 			want:   methodCall{DeviceID: "dev1", Method: "reboot", Response: 30 * time.Second},
 		},
 		{
 			name:   "name MQTT cannot carry",
 			body:   `{"methodName":"a+b"}`,
-			reply:  replyErr(mqttgw.ErrInvalidMethodName),
+			reply:  replyErr(directmethod.ErrInvalidMethodName),
 			golden: "method_gateway_invalid_name",
 			want:   methodCall{DeviceID: "dev1", Method: "a+b", Response: 30 * time.Second},
 		},
 		{
+			name:   "too many calls pending for the device",
+			body:   `{"methodName":"reboot"}`,
+			reply:  replyErr(directmethod.ErrTooManyCalls),
+			golden: "method_too_many_calls",
+			want:   methodCall{DeviceID: "dev1", Method: "reboot", Response: 30 * time.Second},
+		},
+		{
 			name:   "hub shutting down",
 			body:   `{"methodName":"reboot"}`,
-			reply:  replyErr(mqttgw.ErrClosed),
+			reply:  replyErr(directmethod.ErrClosed),
 			golden: "method_gateway_closed",
 			want:   methodCall{DeviceID: "dev1", Method: "reboot", Response: 30 * time.Second},
 		},

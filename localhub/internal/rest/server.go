@@ -10,14 +10,20 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/iothub-reboot/devmgmt/localhub/internal/mqttgw"
+	"github.com/iothub-reboot/devmgmt/localhub/internal/directmethod"
 	"github.com/iothub-reboot/devmgmt/localhub/internal/registry"
 )
 
-// MethodInvoker is the device side (implemented by *mqttgw.Gateway).
+// MethodInvoker is the device side, the hub's device endpoint. None of its
+// methods may wait on a device's network connection beyond the timeouts
+// it is given.
 type MethodInvoker interface {
+	// InvokeMethod calls a direct method; errors other than the context's
+	// are directmethod's.
 	InvokeMethod(ctx context.Context, deviceID, method string, payload []byte, responseTimeout, connectTimeout time.Duration) (status int, response []byte, err error)
 	ConnectedCount() int
+	// DisconnectDevice closes the device's connection and drops its
+	// session (device deleted or disabled), without waiting for it.
 	DisconnectDevice(deviceID string)
 }
 
@@ -63,7 +69,7 @@ func newServer(d Deps, t Timeouts) http.Handler {
 type offline struct{}
 
 func (offline) InvokeMethod(context.Context, string, string, []byte, time.Duration, time.Duration) (int, []byte, error) {
-	return 0, nil, mqttgw.ErrDeviceNotOnline
+	return 0, nil, directmethod.ErrDeviceNotOnline
 }
 func (offline) ConnectedCount() int     { return 0 }
 func (offline) DisconnectDevice(string) {}

@@ -88,7 +88,7 @@ func TestMethodEdgeCasesThroughTheHub(t *testing.T) {
 		{"array payload", "reboot", []int{1}, 400, map[string]any{"error": "bad reboot payload: the payload must be a JSON object"}},
 		{"bad delay", "reboot", map[string]any{"delaySeconds": "soon"}, 400, map[string]any{"error": "bad reboot payload: delaySeconds must be a number from 0 to 86400"}},
 		// Last: it reboots the device. payload null reaches the device as
-		// an empty body.
+		// null.
 		{"null payload", "reboot", nil, 200, map[string]any{"result": "Reboot started"}},
 	}
 	for _, tt := range tests {
