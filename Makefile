@@ -57,7 +57,8 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem -timeout 30m ./...
 	cd simulator && $(GO) test -run '^$$' -bench . -benchmem -timeout 30m ./...
 
-## fuzz: run each fuzz target of both modules for FUZZTIME (default 30s)
+## fuzz: run each fuzz target of both modules for FUZZTIME (default 30s), then the hub's
+## invariants test (random REST and MQTT operations) for FUZZTIME with a fresh seed
 FUZZTIME ?= 30s
 fuzz:
 	@for mod in . simulator; do \
@@ -67,6 +68,8 @@ fuzz:
 	    done; \
 	  done; \
 	done
+	@echo "== ./localhub TestInvariants"
+	$(GO) test -race -count=1 -v -run '^TestInvariants$$' -timeout 0 ./localhub -invariants.seed=0 -invariants.duration=$(FUZZTIME)
 
 ## conformance-node: only the Node.js SDK conformance run (part of test), failing rather than skipping
 conformance-node:
