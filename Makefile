@@ -15,12 +15,12 @@ run: build
 	$(BIN)/localdev
 
 ## test: every test in both modules, with the race detector (fuzz seed corpora included).
-## The Node.js SDK conformance run is verbose, so that it shows what it checked or why it skipped.
+## The Node.js SDK conformance run comes last and verbose, so that it shows what it checked or why it skipped.
 test:
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 5m $$($(GO) list ./... | grep -v '/conformance$$')
-	$(GO) test -race -count=1 -timeout 5m -v ./conformance
 	cd simulator && $(GO) vet ./... && $(GO) test -race -count=1 -timeout 5m ./...
+	$(GO) test -race -count=1 -timeout 5m -v ./conformance
 
 ## lint: gofmt, go vet and staticcheck on both modules (staticcheck comes from the module proxy, pinned here)
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
