@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"text/tabwriter"
@@ -29,6 +30,9 @@ func deviceCreateCommand(fs *flag.FlagSet) func(context.Context, invocation) err
 	dataDir := dataDirFlag(fs)
 	return func(ctx context.Context, inv invocation) error {
 		cs, err := localhub.CreateDeviceIn(ctx, *dataDir, inv.args[0])
+		if errors.Is(err, localhub.ErrDeviceExists) {
+			return fmt.Errorf("%w (\"localhub device show %s\" prints its connection string)", err, inv.args[0])
+		}
 		if err != nil {
 			return err
 		}

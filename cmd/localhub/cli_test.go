@@ -188,7 +188,7 @@ func TestDeviceShowAndList(t *testing.T) {
 	require.Equal(t, "localhub: device \"dev-c\": device not found\n", stderr)
 	code, _, stderr = runMain(t, noEnv, "device", "create", "dev-a", "--data-dir", dataDir)
 	require.Equal(t, 1, code)
-	require.Equal(t, "localhub: device \"dev-a\": device already exists\n", stderr)
+	require.Equal(t, "localhub: device \"dev-a\": device already exists (\"localhub device show dev-a\" prints its connection string)\n", stderr)
 
 	// A hub runs: its REST API, so the list shows live connection state.
 	hub, err = localhub.Start(t.Context(), localhub.Options{DataDir: dataDir, Hostname: "hub.example.test"})
@@ -209,7 +209,7 @@ func TestDeviceShowAndList(t *testing.T) {
 	require.Equal(t, "localhub: device \"dev-c\": device not found\n", stderr)
 	code, _, stderr = runMain(t, noEnv, "device", "create", "dev-b", "--data-dir", dataDir)
 	require.Equal(t, 1, code)
-	require.Equal(t, "localhub: device \"dev-b\": device already exists\n", stderr)
+	require.Equal(t, "localhub: device \"dev-b\": device already exists (\"localhub device show dev-b\" prints its connection string)\n", stderr)
 }
 
 // tableRows is the list output with its column padding collapsed.
