@@ -810,8 +810,10 @@ func (w *invWorker) opInvalidMQTT() error {
 func (w *invWorker) checkDesiredDelivered() {
 	for id, d := range w.mqtt {
 		want := w.models[id].desiredVersion
-		assert.Eventuallyf(w.t, func() bool { return d.maxDesired.Load() >= want }, localhubtest.DeviceTimeout, 10*time.Millisecond,
-			"invariant: device %s was last notified of desired $version %d; the twin is at %d", id, d.maxDesired.Load(), want)
+		assert.EventuallyWithT(w.t, func(c *assert.CollectT) {
+			got := d.maxDesired.Load()
+			assert.Equalf(c, want, got, "invariant: device %s was last notified of desired $version %d; the twin is at %d", id, got, want)
+		}, localhubtest.DeviceTimeout, 10*time.Millisecond)
 	}
 }
 
