@@ -12,6 +12,8 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
@@ -72,6 +74,36 @@ func (h *Hub) removeRunFile() error {
 	return err
 }
 
+// Errors of the admin functions (…In), the same whether they went through
+// a running hub's REST API or the data dir's registry.
+var (
+	ErrDeviceNotFound = errors.New("device not found")
+	ErrDeviceExists   = errors.New("device already exists")
+)
+
+// HubInUseError says a live hub serves the data dir, so another one must
+// not start on it.
+type HubInUseError struct {
+	DataDir  string
+	PID      int
+	HTTPSURL string
+}
+
+func (e *HubInUseError) Error() string {
+	return fmt.Sprintf("a hub (pid %d, %s) already serves data dir %s (localhub serve or make run): stop it or use another data dir", e.PID, e.HTTPSURL, e.DataDir)
+}
+
+// CheckDataDirFree fails with a *HubInUseError when a live hub serves
+// dataDir. Starting a second one would wait on the registry's file lock;
+// this says why at once.
+func CheckDataDirFree(ctx context.Context, dataDir string) error {
+	info, err := running(ctx, dataDir)
+	if err != nil || info == nil {
+		return err
+	}
+	return &HubInUseError{DataDir: dataDir, PID: info.PID, HTTPSURL: info.HTTPSURL}
+}
+
 // running returns the run file of a live hub on dataDir, or nil when no hub
 // answers there (none started, or one that died without cleaning up).
 func running(ctx context.Context, dataDir string) (*runInfo, error) {
@@ -84,11 +116,11 @@ func running(ctx context.Context, dataDir string) (*runInfo, error) {
 	}
 	var info runInfo
 	if err := json.Unmarshal(b, &info); err != nil {
-		return nil, fmt.Errorf("localhub: %s: %w", runFile, err)
+		return nil, fmt.Errorf("%s: %w", filepath.Join(dataDir, runFile), err)
 	}
 	u, err := url.Parse(info.HTTPSURL)
 	if err != nil {
-		return nil, fmt.Errorf("localhub: %s: %w", runFile, err)
+		return nil, fmt.Errorf("%s: %w", filepath.Join(dataDir, runFile), err)
 	}
 	dialer := net.Dialer{Timeout: time.Second}
 	conn, err := dialer.DialContext(ctx, "tcp", u.Host)
@@ -109,7 +141,7 @@ func ServiceConnectionStringIn(ctx context.Context, dataDir, policy string) (str
 	if info != nil {
 		cs, ok := info.ConnectionStrings[policy]
 		if !ok {
-			return "", fmt.Errorf("localhub: no shared access policy %q", policy)
+			return "", fmt.Errorf("no shared access policy %q", policy)
 		}
 		return cs, nil
 	}
@@ -117,7 +149,7 @@ func ServiceConnectionStringIn(ctx context.Context, dataDir, policy string) (str
 	err = withStore(dataDir, func(s *registry.Store, hostname string) error {
 		p, ok := s.Policy(policy)
 		if !ok {
-			return fmt.Errorf("localhub: no shared access policy %q", policy)
+			return fmt.Errorf("no shared access policy %q", policy)
 		}
 		out = sas.ConnectionString{HostName: hostname, SharedAccessKeyName: p.KeyName, SharedAccessKey: p.PrimaryKey}.String()
 		return nil
@@ -128,6 +160,7 @@ func ServiceConnectionStringIn(ctx context.Context, dataDir, policy string) (str
 // CreateDeviceIn registers a device in the hub state in dataDir and returns
 // its connection string. With a hub running there it goes through the
 // hub's REST API, so connected clients see the same lifecycle event.
+// An existing id fails with ErrDeviceExists.
 func CreateDeviceIn(ctx context.Context, dataDir, deviceID string) (string, error) {
 	info, err := running(ctx, dataDir)
 	if err != nil {
@@ -138,44 +171,178 @@ func CreateDeviceIn(ctx context.Context, dataDir, deviceID string) (string, erro
 		err := withStore(dataDir, func(s *registry.Store, hostname string) error {
 			d, err := s.CreateDevice(registry.Device{DeviceID: deviceID})
 			if err != nil {
-				return err
+				return storeError(deviceID, err)
 			}
-			out = sas.ConnectionString{HostName: hostname, DeviceID: d.DeviceID, SharedAccessKey: d.Authentication.SymmetricKey.PrimaryKey}.String()
+			out = deviceConnectionString(hostname, deviceID, d.Authentication.SymmetricKey.PrimaryKey)
 			return nil
 		})
 		return out, err
 	}
-	ca, err := os.ReadFile(info.CAFile)
-	if err != nil {
-		return "", fmt.Errorf("localhub: read CA: %w", err)
-	}
-	client, err := iothub.NewClientFromConnectionString(info.ConnectionStrings["registryReadWrite"], &iothub.ClientOptions{
-		Endpoint:      info.HTTPSURL,
-		ClientOptions: clientOptionsTrusting(ca),
-	})
+	client, err := info.client("registryReadWrite")
 	if err != nil {
 		return "", err
 	}
 	resp, err := client.CreateDevice(ctx, deviceID, nil)
 	if err != nil {
-		return "", fmt.Errorf("localhub: create device %q: %w", deviceID, err)
+		return "", hubError(deviceID, err)
 	}
-	return sas.ConnectionString{
-		HostName:        info.Hostname,
-		DeviceID:        resp.Device.DeviceID,
-		SharedAccessKey: resp.Device.Authentication.SymmetricKey.PrimaryKey,
-	}.String(), nil
+	return deviceConnectionString(info.Hostname, resp.Device.DeviceID, resp.Device.Authentication.SymmetricKey.PrimaryKey), nil
+}
+
+// DeviceConnectionStringIn returns the connection string (primary key) of a
+// registered device in the hub state in dataDir, whether or not a hub is
+// running on it. An unknown id fails with ErrDeviceNotFound.
+func DeviceConnectionStringIn(ctx context.Context, dataDir, deviceID string) (string, error) {
+	info, err := running(ctx, dataDir)
+	if err != nil {
+		return "", err
+	}
+	if info == nil {
+		var out string
+		err := withStore(dataDir, func(s *registry.Store, hostname string) error {
+			keys, _, _, err := s.DeviceKeys(deviceID)
+			if err != nil {
+				return storeError(deviceID, err)
+			}
+			out = deviceConnectionString(hostname, deviceID, keys.PrimaryKey)
+			return nil
+		})
+		return out, err
+	}
+	client, err := info.client("registryRead")
+	if err != nil {
+		return "", err
+	}
+	resp, err := client.GetDevice(ctx, deviceID, nil)
+	if err != nil {
+		return "", hubError(deviceID, err)
+	}
+	return deviceConnectionString(info.Hostname, resp.Device.DeviceID, resp.Device.Authentication.SymmetricKey.PrimaryKey), nil
+}
+
+// DeviceSummary is one line of ListDevicesIn.
+type DeviceSummary struct {
+	DeviceID string
+	// Status is "enabled" or "disabled".
+	Status string
+	// ConnectionState is "Connected" or "Disconnected".
+	ConnectionState string
+}
+
+// ListDevicesIn lists every registered device in the hub state in dataDir,
+// ordered by id, whether or not a hub is running on it. With a hub running
+// it pages through a twin query, which has no cap on the number of devices
+// (GET /devices stops at 1,000).
+func ListDevicesIn(ctx context.Context, dataDir string) ([]DeviceSummary, error) {
+	info, err := running(ctx, dataDir)
+	if err != nil {
+		return nil, err
+	}
+	var out []DeviceSummary
+	if info == nil {
+		err := withStore(dataDir, func(s *registry.Store, _ string) error {
+			twins, err := s.Twins()
+			if err != nil {
+				return err
+			}
+			for _, t := range twins {
+				out = append(out, DeviceSummary{DeviceID: t.DeviceID, Status: t.Status, ConnectionState: t.ConnectionState})
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	} else {
+		client, err := info.client("service")
+		if err != nil {
+			return nil, err
+		}
+		pager := client.NewQueryPager("SELECT * FROM devices", &iothub.QueryOptions{PageSize: 100})
+		for pager.More() {
+			page, err := pager.NextPage(ctx)
+			if err != nil {
+				return nil, hubError("", err)
+			}
+			for _, item := range page.Items {
+				var t iothub.Twin
+				if err := json.Unmarshal(item, &t); err != nil {
+					return nil, fmt.Errorf("query result: %w", err)
+				}
+				out = append(out, DeviceSummary{DeviceID: t.DeviceID, Status: t.Status, ConnectionState: t.ConnectionState})
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b DeviceSummary) int { return strings.Compare(a.DeviceID, b.DeviceID) })
+	return out, nil
+}
+
+// client is a service client for a policy of the running hub, trusting
+// its CA.
+func (info *runInfo) client(policy string) (*iothub.Client, error) {
+	ca, err := os.ReadFile(info.CAFile)
+	if err != nil {
+		return nil, fmt.Errorf("read the hub's CA: %w", err)
+	}
+	cs, ok := info.ConnectionStrings[policy]
+	if !ok {
+		return nil, fmt.Errorf("the running hub has no shared access policy %q", policy)
+	}
+	return iothub.NewClientFromConnectionString(cs, &iothub.ClientOptions{
+		Endpoint:      info.HTTPSURL,
+		ClientOptions: clientOptionsTrusting(ca),
+	})
+}
+
+func deviceConnectionString(hostname, deviceID, key string) string {
+	return sas.ConnectionString{HostName: hostname, DeviceID: deviceID, SharedAccessKey: key}.String()
+}
+
+// storeError gives the registry's errors the admin functions' sentinels.
+func storeError(deviceID string, err error) error {
+	switch {
+	case errors.Is(err, registry.ErrDeviceNotFound):
+		return fmt.Errorf("device %q: %w", deviceID, ErrDeviceNotFound)
+	case errors.Is(err, registry.ErrDeviceExists):
+		return fmt.Errorf("device %q: %w", deviceID, ErrDeviceExists)
+	}
+	return fmt.Errorf("device %q: %w", deviceID, err)
+}
+
+// hubError turns a failed REST call into one line: azcore's error text
+// spans many lines with the whole response, which a command should not
+// print. IoT Hub's error code says what went wrong.
+func hubError(deviceID string, err error) error {
+	var respErr *azcore.ResponseError
+	if !errors.As(err, &respErr) {
+		return err
+	}
+	var what error
+	switch iothub.ErrorCode(respErr.ErrorCode) {
+	case iothub.DeviceNotFound:
+		what = ErrDeviceNotFound
+	case iothub.DeviceAlreadyExists:
+		what = ErrDeviceExists
+	default:
+		what = fmt.Errorf("the hub answered %d %s", respErr.StatusCode, respErr.ErrorCode)
+	}
+	if deviceID == "" {
+		return what
+	}
+	return fmt.Errorf("device %q: %w", deviceID, what)
 }
 
 // withStore opens the registry of a data dir no hub is running on.
 func withStore(dataDir string, fn func(s *registry.Store, hostname string) error) error {
 	path := filepath.Join(dataDir, "registry.db")
-	if _, err := os.Stat(path); err != nil {
-		return fmt.Errorf("localhub: no hub state in %s (start the hub once first): %w", dataDir, err)
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("no hub state in %s: start the hub on it once first", dataDir)
+	} else if err != nil {
+		return err
 	}
 	s, err := registry.Open(registry.Options{Path: path})
 	if err != nil {
-		return fmt.Errorf("localhub: registry: %w", err)
+		return err
 	}
 	defer s.Close()
 	return fn(s, hostnameOf(dataDir))

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -35,49 +34,83 @@ const (
 	defaultDataDir   = ".localhub"
 )
 
-func dataDirFlag(fs *flag.FlagSet, getenv func(string) string) *string {
-	return fs.String("data-dir", envOr(getenv, "LOCALHUB_DATA_DIR", defaultDataDir), "directory holding the registry, keys and TLS material (env LOCALHUB_DATA_DIR)")
+// serveFlags are the raw flags of "localhub serve", turned into a config
+// by config once parsed.
+type serveFlags struct {
+	dataDir, hostname, mqttAddr, httpsAddr, bearerToken string
+	partitions, retention, throttle, logLevel           string
 }
 
-func loadServeConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
+const dataDirUsage = "`DIR` to keep the registry, keys and TLS material in"
+
+func dataDirFlag(fs *flag.FlagSet) *string {
+	return fs.String("data-dir", defaultDataDir, dataDirUsage)
+}
+
+// newServeFlags declares serve's flags. Their defaults are fixed values:
+// environment fallbacks are applied after parsing (applyEnv).
+func newServeFlags(fs *flag.FlagSet) *serveFlags {
+	f := &serveFlags{}
+	fs.StringVar(&f.dataDir, "data-dir", defaultDataDir, dataDirUsage)
+	fs.StringVar(&f.hostname, "hostname", "localhost", "hub host `NAME` used in connection strings and the TLS certificate")
+	fs.StringVar(&f.mqttAddr, "mqtt-addr", defaultMQTTAddr, "MQTT over TLS listen `ADDRESS`")
+	fs.StringVar(&f.httpsAddr, "https-addr", defaultHTTPSAddr, "service REST API (HTTPS) listen `ADDRESS`")
+	fs.StringVar(&f.bearerToken, "bearer-token", "", "accept this exact bearer `TOKEN` as an Entra ID stand-in with full data-plane rights (off when empty)")
+	fs.StringVar(&f.partitions, "partitions", "4", "`N` partitions of the built-in events endpoint, 1 to 32")
+	fs.StringVar(&f.retention, "retention", "24h", "retention `DURATION` of the built-in events endpoint")
+	fs.StringVar(&f.throttle, "throttle", "off", "throttling `MODE`: off, or s1 to answer 429 past one S1 unit's quotas, for testing callers' throttling handling")
+	fs.StringVar(&f.logLevel, "log-level", "info", "log `LEVEL`: debug, info, warn or error")
+	return f
+}
+
+// loadServeConfig parses serve's command line with its environment
+// fallbacks, as "localhub serve" does.
+func loadServeConfig(args []string, getenv func(string) string) (config, error) {
 	fs := flag.NewFlagSet("localhub serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var c config
-	dataDir := dataDirFlag(fs, getenv)
-	fs.StringVar(&c.hostname, "hostname", envOr(getenv, "LOCALHUB_HOSTNAME", "localhost"), "hub host name used in connection strings and the TLS certificate (env LOCALHUB_HOSTNAME)")
-	fs.StringVar(&c.mqttAddr, "mqtt-addr", envOr(getenv, "LOCALHUB_MQTT_ADDR", defaultMQTTAddr), "MQTT over TLS listen address (env LOCALHUB_MQTT_ADDR)")
-	fs.StringVar(&c.httpsAddr, "https-addr", envOr(getenv, "LOCALHUB_HTTPS_ADDR", defaultHTTPSAddr), "service REST API (HTTPS) listen address (env LOCALHUB_HTTPS_ADDR)")
-	fs.StringVar(&c.bearerToken, "bearer-token", getenv("LOCALHUB_BEARER_TOKEN"), "accept this exact bearer token as an Entra ID stand-in with full data-plane rights (env LOCALHUB_BEARER_TOKEN; off when empty)")
-	partitions := fs.String("partitions", envOr(getenv, "LOCALHUB_PARTITIONS", "4"), "partitions of the built-in events endpoint (env LOCALHUB_PARTITIONS)")
-	retention := fs.String("retention", envOr(getenv, "LOCALHUB_RETENTION", "24h"), "retention of the built-in events endpoint (env LOCALHUB_RETENTION)")
-	throttle := fs.String("throttle", envOr(getenv, "LOCALHUB_THROTTLE", "off"), "off, or s1 to answer 429 past one S1 unit's quotas, for testing callers' throttling handling (env LOCALHUB_THROTTLE)")
-	level := fs.String("log-level", envOr(getenv, "LOCALHUB_LOG_LEVEL", "info"), "debug, info, warn or error (env LOCALHUB_LOG_LEVEL)")
+	fs.SetOutput(io.Discard)
+	f := newServeFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
 	}
 	if fs.NArg() > 0 {
 		return config{}, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
-	c.dataDir = *dataDir
+	fromEnv, err := applyEnv(fs, getenv)
+	if err != nil {
+		return config{}, err
+	}
+	return f.config(invocation{fromEnv: fromEnv}.source)
+}
+
+// config checks the flags and turns them into a config; source names a
+// flag's origin in errors.
+func (f *serveFlags) config(source func(flagName string) string) (config, error) {
+	c := config{
+		dataDir:     f.dataDir,
+		hostname:    f.hostname,
+		mqttAddr:    f.mqttAddr,
+		httpsAddr:   f.httpsAddr,
+		bearerToken: f.bearerToken,
+	}
 	var err error
-	if c.partitions, err = strconv.Atoi(*partitions); err != nil || c.partitions < 1 || c.partitions > 32 {
-		return config{}, fmt.Errorf("--partitions must be a number from 1 to 32, got %q", *partitions)
+	if c.partitions, err = strconv.Atoi(f.partitions); err != nil || c.partitions < 1 || c.partitions > 32 {
+		return config{}, fmt.Errorf("%s must be a number from 1 to 32, got %q", source("partitions"), f.partitions)
 	}
-	if c.retention, err = time.ParseDuration(*retention); err != nil || c.retention <= 0 {
-		return config{}, fmt.Errorf("--retention must be a positive duration such as 24h, got %q", *retention)
+	if c.retention, err = time.ParseDuration(f.retention); err != nil || c.retention <= 0 {
+		return config{}, fmt.Errorf("%s must be a positive duration such as 24h, got %q", source("retention"), f.retention)
 	}
-	switch *throttle {
+	switch f.throttle {
 	case "off":
 	case "s1":
 		c.quotas = localhub.S1Quotas()
 	default:
-		return config{}, fmt.Errorf("--throttle must be off or s1, got %q", *throttle)
+		return config{}, fmt.Errorf("%s must be off or s1, got %q", source("throttle"), f.throttle)
 	}
-	if err := c.logLevel.UnmarshalText([]byte(*level)); err != nil {
-		return config{}, fmt.Errorf("--log-level: %w", err)
+	if err := c.logLevel.UnmarshalText([]byte(f.logLevel)); err != nil {
+		return config{}, fmt.Errorf("%s must be debug, info, warn or error, got %q", source("log-level"), f.logLevel)
 	}
 	if c.hostname == "" {
-		return config{}, errors.New("--hostname must not be empty")
+		return config{}, fmt.Errorf("%s must not be empty", source("hostname"))
 	}
 	return c, nil
 }
@@ -94,11 +127,4 @@ func (c config) options(logger *slog.Logger) localhub.Options {
 		Retention:   c.retention,
 		Logger:      logger,
 	}
-}
-
-func envOr(getenv func(string) string, key, def string) string {
-	if v := getenv(key); v != "" {
-		return v
-	}
-	return def
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -188,9 +189,18 @@ func TestServeConfig(t *testing.T) {
 		{
 			name: "flags win over environment",
 			args: []string{"--hostname", "hub.local", "--partitions", "8", "--https-addr", ":9443"},
-			env:  map[string]string{"LOCALHUB_HOSTNAME": "env.local", "LOCALHUB_DATA_DIR": "/tmp/x", "LOCALHUB_RETENTION": "1h", "LOCALHUB_BEARER_TOKEN": "tok"},
+			env:  map[string]string{"LOCALHUB_HOSTNAME": "env.local", "LOCALHUB_DATA_DIR": "/tmp/x", "LOCALHUB_RETENTION": "1h", "LOCALHUB_BEARER_TOKEN": "tok", "LOCALHUB_PARTITIONS": "2"},
 			want: config{dataDir: "/tmp/x", hostname: "hub.local", mqttAddr: "127.0.0.1:8883", httpsAddr: ":9443", bearerToken: "tok", partitions: 8, retention: time.Hour},
 		},
+		{
+			name: "every environment fallback",
+			env: map[string]string{
+				"LOCALHUB_DATA_DIR": "/d", "LOCALHUB_HOSTNAME": "h.test", "LOCALHUB_MQTT_ADDR": ":1", "LOCALHUB_HTTPS_ADDR": ":2",
+				"LOCALHUB_BEARER_TOKEN": "t", "LOCALHUB_PARTITIONS": "3", "LOCALHUB_RETENTION": "2h", "LOCALHUB_THROTTLE": "s1", "LOCALHUB_LOG_LEVEL": "warn",
+			},
+			want: config{dataDir: "/d", hostname: "h.test", mqttAddr: ":1", httpsAddr: ":2", bearerToken: "t", partitions: 3, retention: 2 * time.Hour, quotas: localhub.S1Quotas(), logLevel: slog.LevelWarn},
+		},
+		{name: "bad environment value", env: map[string]string{"LOCALHUB_PARTITIONS": "many"}, wantErr: "LOCALHUB_PARTITIONS must be"},
 		{
 			name: "S1 throttling",
 			env:  map[string]string{"LOCALHUB_THROTTLE": "s1"},
@@ -205,7 +215,7 @@ func TestServeConfig(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			getenv := func(k string) string { return tt.env[k] }
-			got, err := loadServeConfig(tt.args, getenv, io.Discard)
+			got, err := loadServeConfig(tt.args, getenv)
 			if tt.wantErr != "" {
 				require.ErrorContains(t, err, tt.wantErr)
 				return

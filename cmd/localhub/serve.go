@@ -12,9 +12,21 @@ import (
 	"github.com/iothub-reboot/devmgmt/localhub"
 )
 
-func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	cfg, err := loadServeConfig(args, getenv, stderr)
-	if err != nil {
+func serveCommand(fs *flag.FlagSet) func(context.Context, invocation) error {
+	f := newServeFlags(fs)
+	return func(ctx context.Context, inv invocation) error {
+		cfg, err := f.config(inv.source)
+		if err != nil {
+			return &usageError{msg: "serve: " + err.Error()}
+		}
+		return serve(ctx, cfg, inv.stdout, inv.stderr)
+	}
+}
+
+func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
+	// A second hub on a data dir would wait on the registry's lock: say at
+	// once who holds it.
+	if err := localhub.CheckDataDirFree(ctx, cfg.dataDir); err != nil {
 		return err
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.logLevel}))
@@ -28,7 +40,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	<-ctx.Done()
 	logger.Info("shutting down")
-	return hub.Close()
+	if err := hub.Close(); err != nil {
+		logger.Error("shutdown", "err", err)
+		return err
+	}
+	return nil
 }
 
 // printBanner tells the user how to reach the hub. Connection strings are
@@ -56,47 +72,6 @@ func printBanner(w io.Writer, hub *localhub.Hub) error {
 	p("  Node.js: NODE_EXTRA_CA_CERTS=%s (the Node service SDK cannot take a port: serve HTTPS on :443)\n", hub.CAFile())
 	p("\nCreate a device: localhub device create my-device --data-dir %s\n", hub.DataDir())
 	return nil
-}
-
-func connectionString(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("localhub connection-string", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	dataDir := dataDirFlag(fs, getenv)
-	policy := fs.String("policy", "iothubowner", "shared access policy name")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	cs, err := localhub.ServiceConnectionStringIn(ctx, *dataDir, *policy)
-	if err != nil {
-		return err
-	}
-	_, err = fmt.Fprintln(stdout, cs)
-	return err
-}
-
-func deviceCreate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("localhub device create", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	dataDir := dataDirFlag(fs, getenv)
-	// The id may come before or after the flags.
-	var id string
-	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
-		id, args = args[0], args[1:]
-	}
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if id == "" && fs.NArg() == 1 {
-		id = fs.Arg(0)
-	} else if fs.NArg() > 0 || id == "" {
-		return fmt.Errorf("usage: localhub device create DEVICE-ID [--data-dir DIR]")
-	}
-	cs, err := localhub.CreateDeviceIn(ctx, *dataDir, id)
-	if err != nil {
-		return err
-	}
-	_, err = fmt.Fprintln(stdout, cs)
-	return err
 }
 
 // describeQuotas says which rates the hub throttles at, per minute where
