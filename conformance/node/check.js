@@ -99,7 +99,9 @@ async function rebootAndPoll(device, payload) {
   const lastReboot = await poll(`${device.id}'s reported lastReboot`, async () => {
     const twin = (await registry.getTwin(device.id)).responseBody;
     const reboot = twin.properties.reported.iothubDM && twin.properties.reported.iothubDM.reboot;
-    return reboot && reboot.lastReboot;
+    // The twin can show the report before the device's own update
+    // callback has run (the hub commits, then acknowledges): wait for both.
+    return reboot && reboot.lastReboot && device.reported.length > 0 ? reboot.lastReboot : undefined;
   });
   assert.deepEqual(device.errors, []);
   assert.deepEqual([lastReboot], device.reported, 'getTwin shows what the device reported');
