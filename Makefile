@@ -24,10 +24,9 @@ localdev_knobs_given = $(foreach k,$(LOCALDEV_KNOBS),$(if $(filter command line,
 localdev_env = $(foreach k,$(localdev_knobs_given),LOCALDEV_$(k)=$(call shell_quote,$($(k))))
 shell_quote = '$(subst ','\'',$(1))'
 
-## test: every test in both modules, with the race detector (fuzz seed corpora included).
+## test: lint, then every test in both modules, with the race detector (fuzz seed corpora included).
 ## The Node.js SDK conformance run comes last and verbose, so that it shows what it checked or why it skipped.
-test:
-	$(GO) vet ./...
+test: lint
 	$(GO) test -race -count=1 -timeout 5m $$($(GO) list ./... | grep -v '/conformance$$')
 	cd simulator && $(GO) vet ./... && $(GO) test -race -count=1 -timeout 5m ./...
 	$(GO) test -race -count=1 -timeout 5m -v ./conformance

@@ -72,8 +72,6 @@ type functionJSON struct {
 
 func (b binding) is(typ string) bool { return strings.EqualFold(b.Type, typ) }
 
-func (b binding) in() bool { return strings.EqualFold(b.Direction, directionIn) }
-
 // loadFunctions indexes the immediate subdirectories of root that hold a
 // function.json with bindings, as HostFunctionMetadataProvider does. A
 // function the local host cannot run is reported in errs and left out,

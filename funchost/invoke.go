@@ -97,11 +97,12 @@ func (inv *invoker) invoke(ctx context.Context, fn *function, invocationID strin
 		return invocationResult{}, fmt.Errorf("read invocation response: %w", err)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		//lint:ignore ST1005 the Functions host's own message (HttpResponseMessage.EnsureSuccessStatusCode), which users search for
 		return invocationResult{}, fmt.Errorf("Response status code does not indicate success: %d (%s).", resp.StatusCode, http.StatusText(resp.StatusCode))
 	}
 	var res invocationResult
 	if err := json.Unmarshal(raw, &res); err != nil {
-		return invocationResult{}, fmt.Errorf("Invalid HttpResponseMessage: the body is not an invocation result: %v", err)
+		return invocationResult{}, fmt.Errorf("invalid HttpResponseMessage: the body is not an invocation result: %w", err)
 	}
 	inv.logInvocationLogs(ctx, fn, invocationID, res)
 	return res, nil

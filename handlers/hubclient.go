@@ -65,7 +65,7 @@ func NewHubClient(cfg Config, opts *iothub.ClientOptions) (*iothub.Client, error
 	}
 	cred, err := credential(cfg, o.ClientOptions)
 	if err != nil {
-		return nil, fmt.Errorf("Entra ID credential: %w", err)
+		return nil, fmt.Errorf("credential for Entra ID: %w", err)
 	}
 	return iothub.NewClient(cfg.Hostname, cred, &o)
 }

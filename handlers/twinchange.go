@@ -130,7 +130,7 @@ func parseTwinChange(ev *invocation.Event) (*twinChange, error) {
 			return true
 		})
 		if err != nil {
-			return nil, errors.New("SystemProperties is not a JSON object")
+			return nil, errors.New("the event's SystemProperties is not a JSON object")
 		}
 	}
 	if ev.Properties != nil {
@@ -148,7 +148,7 @@ func parseTwinChange(ev *invocation.Event) (*twinChange, error) {
 			return true
 		})
 		if err != nil {
-			return nil, errors.New("Properties is not a JSON object")
+			return nil, errors.New("the event's Properties is not a JSON object")
 		}
 	}
 	deviceID, err := h.classify()

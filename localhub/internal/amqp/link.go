@@ -111,15 +111,14 @@ type outDelivery struct {
 }
 
 type inDelivery struct {
-	id       uint32
-	tag      []byte
-	format   uint32
-	settled  bool
-	chunks   [][]byte
-	size     int // payload bytes so far
-	held     int // budget held by the frames
-	discard  bool
-	rejected bool
+	id      uint32
+	tag     []byte
+	format  uint32
+	settled bool
+	chunks  [][]byte
+	size    int // payload bytes so far
+	held    int // budget held by the frames
+	discard bool
 }
 
 // LinkError is why a link ended, as Err, Send and Receive report it.
