@@ -141,8 +141,11 @@ func ConsumerGroups(configured []string) ([]string, error) {
 	return groups, nil
 }
 
+// ErrServerClosed is returned by Serve after Close.
+var ErrServerClosed = amqp.ErrServerClosed
+
 // Serve serves AMQP on ln (plain, or a tls.Listener) until Close; it
-// returns amqp.ErrServerClosed then.
+// returns ErrServerClosed then.
 func (s *Server) Serve(ln net.Listener) error { return s.amqp.Serve(ln) }
 
 // Close closes every connection (amqp:connection:forced) and waits for
