@@ -38,9 +38,12 @@ func TestHelpListsEveryCommandAndExitsZero(t *testing.T) {
 			require.Equal(t, 0, code)
 			require.Empty(t, stderr)
 			for _, want := range []string{
-				"serve", "connection-string", "device create DEVICE-ID", "device show DEVICE-ID", "device list",
+				"serve", "connection-string", "eventhub-connection-string", "device create DEVICE-ID", "device show DEVICE-ID", "device list",
 				"--data-dir DIR", "--hostname", "--mqtt-addr", "--https-addr", "--bearer-token", "--partitions",
 				"--retention", "--throttle", "--log-level", "--policy POLICY", "[LOCALHUB_DATA_DIR]",
+				"--amqp-addr ADDRESS", "--amqp-plain-addr ADDRESS", "--amqp-plain-remote BOOL", "--consumer-group GROUP",
+				"(default functions,localdev) [LOCALHUB_CONSUMER_GROUPS]", "--routes SOURCES", "(default DeviceMessages,TwinChangeEvents)",
+				"--emulator",
 			} {
 				require.Contains(t, stdout, want)
 			}
