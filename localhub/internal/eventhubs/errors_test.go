@@ -240,3 +240,43 @@ func TestBadFilters(t *testing.T) {
 	require.NoError(t, err, ".NET's unquoted form")
 	require.NoError(t, r.Close(ctx(t)))
 }
+
+// TestManagementCreditAbuse: a client that floods $management with
+// requests and never gives its reply link credit is held back (its
+// requests stop being taken once the replies it does not read fill its
+// link's buffer), and nobody else notices.
+func TestManagementCreditAbuse(t *testing.T) {
+	e := start(t, nil)
+	c := e.authorized(t, "listen")
+	s, err := c.NewSession(ctx(t), nil)
+	require.NoError(t, err)
+	settled := goamqp.SenderSettleModeSettled
+	snd, err := s.NewSender(ctx(t), "$management", &goamqp.SenderOptions{SettlementMode: &settled})
+	require.NoError(t, err)
+	reply := "abuser-reply"
+	_, err = s.NewReceiver(ctx(t), "$management", &goamqp.ReceiverOptions{TargetAddress: reply, Credit: -1}) // no credit, ever
+	require.NoError(t, err)
+
+	sent := 0
+	for ; sent < 20_000; sent++ {
+		sctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		err := snd.Send(sctx, &goamqp.Message{
+			Properties:            &goamqp.MessageProperties{MessageID: fmt.Sprint(sent), ReplyTo: &reply},
+			ApplicationProperties: map[string]any{"operation": "READ", "type": "com.microsoft:eventhub", "name": testName},
+		}, nil)
+		cancel()
+		// go-amqp reports a send that timed out waiting for credit as
+		// amqp:link:transfer-limit-exceeded.
+		if errors.Is(err, context.DeadlineExceeded) || condition(err) == "amqp:link:transfer-limit-exceeded" {
+			break
+		}
+		require.NoError(t, err)
+	}
+	require.Less(t, sent, 20_000, "the endpoint stopped taking requests whose replies cannot go out")
+	t.Logf("the endpoint took %d requests before holding the client back", sent)
+
+	other := e.consumer(t, "listen", azeventhubs.DefaultConsumerGroup)
+	props, err := other.GetEventHubProperties(ctx(t), nil)
+	require.NoError(t, err, "another client is served as usual")
+	require.Equal(t, testName, props.Name)
+}
