@@ -140,7 +140,7 @@ func TestSecondServeOnServedDataDir(t *testing.T) {
 	defer hub.Close()
 
 	start := time.Now()
-	code, _, stderr := runMain(t, noEnv, "serve", "--data-dir", dataDir, "--mqtt-addr", "127.0.0.1:0", "--https-addr", "127.0.0.1:0")
+	code, _, stderr := runMain(t, noEnv, append([]string{"serve", "--data-dir", dataDir}, randomPorts...)...)
 	require.Equal(t, 1, code)
 	require.Less(t, time.Since(start), 3*time.Second, "refused at once, not after the registry's lock timeout")
 	requireCleanError(t, stderr)

@@ -326,11 +326,10 @@ func (s *Server) authorize(l *amqp.Link, path string, need Rights) error {
 	mu.Lock()
 	t = time.AfterFunc(until.Sub(s.now())+time.Millisecond, check)
 	mu.Unlock()
-	go func() {
-		<-l.Done()
+	context.AfterFunc(l.Context(), func() { // no goroutine until the link ends
 		mu.Lock()
 		t.Stop()
 		mu.Unlock()
-	}()
+	})
 	return nil
 }
