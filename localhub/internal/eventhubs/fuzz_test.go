@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -165,4 +166,30 @@ func unpackSeeds(t testing.TB) []unpackSeed {
 		{0, enc(&codec.Message{Data: [][]byte{[]byte("a"), []byte("b")}})},
 		{0, one[:len(one)-3]}, {BatchFormat, batch[:len(batch)-1]}, {0, nil},
 	}
+}
+
+var audienceSeeds = []string{
+	"amqps://myhub.azure-devices.net/myhub/consumergroups/$default/partitions/0",
+	"amqp://localhost:5672/myhub", "sb://myhub.azure-devices.net:5671/myhub/$management",
+	"myhub.azure-devices.net/myhub", "sb://[::1]:5672/myhub/", "://", "", "sb://host",
+}
+
+// FuzzSplitAudience: a token's audience is cut into a host without port
+// and an entity path without outer slashes, and a token always covers
+// the path it names.
+func FuzzSplitAudience(f *testing.F) {
+	for _, s := range audienceSeeds {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, aud string) {
+		host, path := splitAudience(aud)
+		require.NotContains(t, host, "/")
+		require.False(t, strings.HasPrefix(path, "/") || strings.HasSuffix(path, "/"), "%q", path)
+		g := grant{path: strings.ToLower(path), rights: Listen}
+		require.True(t, g.covers(path, Listen, time.Now()))
+		require.True(t, g.covers(path+"/Partitions/0", Listen, time.Now()))
+		if path != "" {
+			require.False(t, g.covers(path+"x", Listen, time.Now()), "whole segments only")
+		}
+	})
 }

@@ -20,6 +20,7 @@ func TestWriteSeedCorpora(t *testing.T) {
 	selectors = append(selectors, selectorSeeds...)
 	writeCorpus(t, "FuzzParseSelector", selectors, func(s string) string { return fmt.Sprintf("string(%q)", s) })
 	writeCorpus(t, "FuzzParseAddress", addressSeeds, func(s string) string { return fmt.Sprintf("string(%q)", s) })
+	writeCorpus(t, "FuzzSplitAudience", audienceSeeds, func(s string) string { return fmt.Sprintf("string(%q)", s) })
 	writeCorpus(t, "FuzzUnpack", unpackSeeds(t), func(s unpackSeed) string { return fmt.Sprintf("uint32(%d)\n[]byte(%q)", s.format, s.payload) })
 }
 
