@@ -307,14 +307,18 @@ func (s *Server) authorize(l *amqp.Link, path string, need Rights) error {
 	if until.IsZero() {
 		return nil
 	}
-	var t *time.Timer
-	var mu sync.Mutex
-	var check func()
+	var (
+		mu      sync.Mutex
+		t       *time.Timer
+		stopped bool // the link ended: arm nothing more
+		check   func()
+	)
 	check = func() {
 		next, ok := a.authorized(path, need, s.now())
 		mu.Lock()
 		defer mu.Unlock()
 		switch {
+		case stopped:
 		case !ok:
 			s.logger.Debug("eventhubs: token expired; detaching link", "link", l.Name(), "entity", path)
 			l.Detach(amqp.Errorf("amqp:unauthorized-access", "The token for '%s' has expired. Put a new one on $cbs before the old one expires.", path))
@@ -328,6 +332,7 @@ func (s *Server) authorize(l *amqp.Link, path string, need Rights) error {
 	mu.Unlock()
 	context.AfterFunc(l.Context(), func() { // no goroutine until the link ends
 		mu.Lock()
+		stopped = true
 		t.Stop()
 		mu.Unlock()
 	})
