@@ -43,34 +43,45 @@ const sdkDir = "node"
 // network 127.0.0.0/8 and uses it as its host name; its certificate names
 // that address.
 func TestNodeSDKs(t *testing.T) {
+	node, npm, unavailable := nodeTools(t)
+
+	hub := startHubOn443(t, unavailable)
+	installSDKs(t, npm)
+	owner, err := hub.ServiceConnectionString("iothubowner")
+	if err != nil {
+		t.Fatal(err)
+	}
+	runScript(t, node, "check.js", "OWNER_CONNECTION_STRING="+owner, "NODE_EXTRA_CA_CERTS="+hub.CAFile())
+}
+
+// nodeTools returns node and npm, or calls unavailable (which skips, or
+// fails when modeEnv is "require").
+func nodeTools(t *testing.T) (node, npm string, unavailable func(string, ...any)) {
+	t.Helper()
 	mode := os.Getenv(modeEnv)
-	unavailable := func(format string, a ...any) {
+	unavailable = func(format string, a ...any) {
 		t.Helper()
 		reason := fmt.Sprintf(format, a...)
 		if mode == "require" {
 			t.Fatalf("%s (and %s=require)", reason, modeEnv)
 		}
-		t.Skipf("SKIP Node.js SDK conformance: %s. Set %s=require to make this a failure.", reason, modeEnv)
+		t.Skipf("SKIP %s: %s. Set %s=require to make this a failure.", t.Name(), reason, modeEnv)
 	}
 	switch mode {
 	case "", "require":
 	case "skip":
-		t.Skipf("SKIP Node.js SDK conformance: %s=skip", modeEnv)
+		t.Skipf("SKIP %s: %s=skip", t.Name(), modeEnv)
 	default:
 		t.Fatalf("%s must be skip or require, got %q", modeEnv, mode)
 	}
-	node, err := exec.LookPath("node")
-	if err != nil {
+	var err error
+	if node, err = exec.LookPath("node"); err != nil {
 		unavailable("Node.js is not installed (no node in PATH)")
 	}
-	npm, err := exec.LookPath("npm")
-	if err != nil {
+	if npm, err = exec.LookPath("npm"); err != nil {
 		unavailable("npm is not installed (no npm in PATH)")
 	}
-
-	hub := startHubOn443(t, unavailable)
-	installSDKs(t, npm)
-	runCheck(t, node, hub)
+	return node, npm, unavailable
 }
 
 // startHubOn443 starts a hub with HTTPS on port 443 and MQTT on 8883 of a
@@ -142,18 +153,15 @@ func installSDKs(t *testing.T, npm string) {
 	}
 }
 
-// runCheck runs check.js against hub: its "ok" lines are logged, each
-// "FAIL" line is a test error with the details that follow it.
-func runCheck(t *testing.T, node string, hub *localhub.Hub) {
-	owner, err := hub.ServiceConnectionString("iothubowner")
-	if err != nil {
-		t.Fatal(err)
-	}
+// runScript runs a script of sdkDir with env added: its "ok" lines are
+// logged, each "FAIL" line is a test error with the details that follow
+// it.
+func runScript(t *testing.T, node, script string, env ...string) {
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, node, "check.js")
+	cmd := exec.CommandContext(ctx, node, script)
 	cmd.Dir = sdkDir
-	cmd.Env = append(os.Environ(), "OWNER_CONNECTION_STRING="+owner, "NODE_EXTRA_CA_CERTS="+hub.CAFile())
+	cmd.Env = append(os.Environ(), env...)
 	cmd.WaitDelay = 5 * time.Second
 	out, runErr := cmd.CombinedOutput()
 
@@ -183,7 +191,7 @@ func runCheck(t *testing.T, node string, hub *localhub.Hub) {
 	}
 	flush()
 	if runErr != nil && !t.Failed() {
-		t.Fatalf("node check.js: %v", runErr)
+		t.Fatalf("node %s: %v", script, runErr)
 	}
 }
 

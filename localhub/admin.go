@@ -33,8 +33,18 @@ type runInfo struct {
 	Hostname          string            `json:"hostname"`
 	HTTPSURL          string            `json:"httpsURL"`
 	MQTTAddr          string            `json:"mqttAddr"`
+	AMQPAddr          string            `json:"amqpAddr"`
+	AMQPPlainAddr     string            `json:"amqpPlainAddr,omitempty"`
 	CAFile            string            `json:"caFile"`
 	ConnectionStrings map[string]string `json:"connectionStrings"`
+	// EventHubConnectionStrings are the built-in endpoint's, by policy
+	// (those with ServiceConnect).
+	EventHubConnectionStrings map[string]eventHubStrings `json:"eventHubConnectionStrings"`
+}
+
+type eventHubStrings struct {
+	TLS      string `json:"tls"`
+	Emulator string `json:"emulator,omitempty"`
 }
 
 // writeRunFile records where this hub listens. It holds connection strings,
@@ -45,6 +55,8 @@ func (h *Hub) writeRunFile() error {
 		Hostname:          h.hostname,
 		HTTPSURL:          h.httpsURL,
 		MQTTAddr:          h.mqttAddr,
+		AMQPAddr:          h.amqpAddr,
+		AMQPPlainAddr:     h.amqpPlainAddr,
 		CAFile:            h.CAFile(),
 		ConnectionStrings: map[string]string{},
 	}
@@ -54,6 +66,13 @@ func (h *Hub) writeRunFile() error {
 			return err
 		}
 		info.ConnectionStrings[name] = cs
+		if tlsCS, err := h.EventHubConnectionString(name, false); err == nil {
+			if info.EventHubConnectionStrings == nil {
+				info.EventHubConnectionStrings = map[string]eventHubStrings{}
+			}
+			emu, _ := h.EventHubConnectionString(name, true)
+			info.EventHubConnectionStrings[name] = eventHubStrings{TLS: tlsCS, Emulator: emu}
+		}
 	}
 	b, err := json.MarshalIndent(info, "", "  ")
 	if err != nil {
@@ -155,6 +174,53 @@ func ServiceConnectionStringIn(ctx context.Context, dataDir, policy string) (str
 		return nil
 	})
 	return out, err
+}
+
+// EventHubConnectionStringIn returns the built-in endpoint's connection
+// string for a policy (Hub.EventHubConnectionString) from the hub state in
+// dataDir, whether or not a hub is running on it: with none running, for
+// the listeners the hub last served.
+func EventHubConnectionStringIn(ctx context.Context, dataDir, policy string, emulator bool) (string, error) {
+	info, err := running(ctx, dataDir)
+	if err != nil {
+		return "", err
+	}
+	if info == nil {
+		var out string
+		err := withStore(dataDir, func(s *registry.Store, hostname string) error {
+			p, ok := s.Policy(policy)
+			if !ok {
+				return fmt.Errorf("no shared access policy %q", policy)
+			}
+			if !p.Rights.Has(registry.ServiceConnect) {
+				return fmt.Errorf("policy %q cannot read the built-in endpoint: it needs ServiceConnect (%s has %s)", policy, policy, p.Rights)
+			}
+			last := lastServed(dataDir)
+			addr := last.AMQPAddr
+			if emulator {
+				addr = last.AMQPPlainAddr
+			}
+			if addr == "" {
+				return errors.New("the hub last ran with its plain AMQP listener off: there is no UseDevelopmentEmulator=true connection string")
+			}
+			out = eventHubConnectionString(hostname, addr, emulator, p.KeyName, p.PrimaryKey)
+			return nil
+		})
+		return out, err
+	}
+	if _, ok := info.ConnectionStrings[policy]; !ok {
+		return "", fmt.Errorf("no shared access policy %q", policy)
+	}
+	strs, ok := info.EventHubConnectionStrings[policy]
+	switch {
+	case !ok:
+		return "", fmt.Errorf("policy %q cannot read the built-in endpoint: it needs ServiceConnect", policy)
+	case !emulator:
+		return strs.TLS, nil
+	case strs.Emulator == "":
+		return "", errors.New("the running hub's plain AMQP listener is off: there is no UseDevelopmentEmulator=true connection string")
+	}
+	return strs.Emulator, nil
 }
 
 // CreateDeviceIn registers a device in the hub state in dataDir and returns
@@ -354,24 +420,42 @@ const hubFile = "hub.json"
 
 type hubInfo struct {
 	Hostname string `json:"hostname"`
+	// The built-in endpoint's listeners, for its connection strings.
+	AMQPAddr      string `json:"amqpAddr,omitempty"`
+	AMQPPlainAddr string `json:"amqpPlainAddr,omitempty"`
+	// PlainOff records that the plain listener was off.
+	PlainOff bool `json:"amqpPlainOff,omitempty"`
 }
 
-func writeHubFile(dataDir, hostname string) error {
-	b, err := json.Marshal(hubInfo{Hostname: hostname})
+func writeHubFile(dataDir string, info hubInfo) error {
+	b, err := json.Marshal(info)
 	if err != nil {
 		return err
 	}
 	return os.WriteFile(filepath.Join(dataDir, hubFile), b, 0o600)
 }
 
-// hostnameOf reads the host name a hub last served the data dir under.
-func hostnameOf(dataDir string) string {
+// lastServed reads what a hub last served the data dir as; for a data dir
+// written before the hub had AMQP listeners, the command's defaults.
+func lastServed(dataDir string) hubInfo {
 	var info hubInfo
-	if b, err := os.ReadFile(filepath.Join(dataDir, hubFile)); err == nil && json.Unmarshal(b, &info) == nil && info.Hostname != "" {
-		return info.Hostname
+	if b, err := os.ReadFile(filepath.Join(dataDir, hubFile)); err == nil {
+		_ = json.Unmarshal(b, &info)
 	}
-	return "localhost"
+	if info.Hostname == "" {
+		info.Hostname = "localhost"
+	}
+	if info.AMQPAddr == "" {
+		info.AMQPAddr = "127.0.0.1:5671"
+	}
+	if info.AMQPPlainAddr == "" && !info.PlainOff {
+		info.AMQPPlainAddr = "127.0.0.1:5672"
+	}
+	return info
 }
+
+// hostnameOf reads the host name a hub last served the data dir under.
+func hostnameOf(dataDir string) string { return lastServed(dataDir).Hostname }
 
 func clientOptionsTrusting(caPEM []byte) azcore.ClientOptions {
 	pool := x509.NewCertPool()

@@ -1,7 +1,8 @@
 // Package localhub is a local Azure IoT Hub: the device registry, device
 // twins, direct methods and the service REST API over HTTPS, devices over
-// MQTT 3.1.1/TLS, and the built-in events endpoint, with state kept in a
-// data directory. Real IoT Hub clients use it unmodified except for the host
+// MQTT 3.1.1/TLS, and the built-in events endpoint, served to Event Hubs
+// clients over AMQP 1.0 (TLS, and plain for UseDevelopmentEmulator=true
+// connection strings), with state kept in a data directory. Real IoT Hub clients use it unmodified except for the host
 // and port they dial and trusting its local CA.
 //
 // Tests start one in-process with [Start] (or localhubtest.New); the
@@ -19,9 +20,11 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/iothub-reboot/devmgmt/localhub/internal/eventhubs"
 	"github.com/iothub-reboot/devmgmt/localhub/internal/eventlog"
 	"github.com/iothub-reboot/devmgmt/localhub/internal/mqttgw"
 	"github.com/iothub-reboot/devmgmt/localhub/internal/registry"
@@ -55,9 +58,64 @@ type Options struct {
 	// (default 24h).
 	Partitions int
 	Retention  time.Duration
+	// AMQPAddr is where the built-in endpoint serves Event Hubs clients
+	// over AMQP with TLS (the localhub command uses 127.0.0.1:5671, the
+	// port Event Hubs clients dial). Default "127.0.0.1:0".
+	AMQPAddr string
+	// AMQPPlainAddr serves the same without TLS, for connection strings
+	// with UseDevelopmentEmulator=true (port 5672 for the command).
+	// Default "127.0.0.1:0"; "off" serves none. SAS keys and events cross
+	// it in the clear, so it must be a loopback address unless
+	// AllowRemotePlainAMQP is set.
+	AMQPPlainAddr        string
+	AllowRemotePlainAMQP bool
+	// ConsumerGroups of the built-in endpoint besides $Default (at most
+	// 19). Nil means DefaultConsumerGroups, the groups infra/ creates in
+	// Azure.
+	ConsumerGroups []string
+	// Routes are the sources routed to the built-in endpoint. Zero means
+	// DefaultRoutes: what infra/ routes in Azure.
+	Routes Routes
 	// Logger defaults to a logger that discards everything.
 	Logger *slog.Logger
 }
+
+// Routes is a set of routing sources, IoT Hub's names for what a route
+// takes: device telemetry and the kinds of notifications.
+type Routes = routing.Sources
+
+// The routing sources.
+const (
+	// RouteDeviceMessages is device-to-cloud telemetry (IoT Hub's fallback
+	// route sends it to the built-in endpoint).
+	RouteDeviceMessages = routing.DeviceMessages
+	// RouteTwinChangeEvents is twin-change notifications.
+	RouteTwinChangeEvents = routing.TwinChangeEvents
+	// RouteDeviceLifecycleEvents is device created/deleted notifications.
+	RouteDeviceLifecycleEvents = routing.DeviceLifecycleEvents
+	// RouteDeviceConnectionStateEvents is connected/disconnected
+	// notifications.
+	RouteDeviceConnectionStateEvents = routing.DeviceConnectionStateEvents
+)
+
+// DefaultRoutes are what infra/modules/iothub.bicep routes to the
+// built-in endpoint in Azure: twin-change events (route
+// TwinChangesToEvents) and telemetry (the fallback route). Code tested
+// locally then sees the event mix it gets in Azure.
+const DefaultRoutes = RouteDeviceMessages | RouteTwinChangeEvents
+
+// DefaultConsumerGroups are the consumer groups infra/main.bicep creates
+// on the built-in endpoint: one for the function app in Azure, one for
+// local development (IOTHUB_CONSUMER_GROUP in local.settings.json).
+var DefaultConsumerGroups = []string{"functions", "localdev"}
+
+// DefaultConsumerGroup is the group every Event Hub has.
+const DefaultConsumerGroup = eventhubs.DefaultConsumerGroup
+
+// ParseRoutes reads a comma-separated list of routing sources:
+// DeviceMessages, TwinChangeEvents, DeviceLifecycleEvents,
+// DeviceConnectionStateEvents (any case).
+func ParseRoutes(list string) (Routes, error) { return routing.ParseSources(list) }
 
 // Hub is a running local IoT Hub.
 type Hub struct {
@@ -75,6 +133,10 @@ type Hub struct {
 	httpsURL string
 	mqttAddr string
 	quotas   Quotas
+
+	endpoint      *eventhubs.Server
+	amqpAddr      string
+	amqpPlainAddr string // "" when off
 
 	closeOnce sync.Once
 	closeErr  error
@@ -118,12 +180,19 @@ func Start(ctx context.Context, opts Options) (_ *Hub, err error) {
 	}); err != nil {
 		return nil, fmt.Errorf("localhub: events log: %w", err)
 	}
-	h.router = routing.New(routing.Options{Hostname: h.hostname, Events: h.events})
+	routes := opts.Routes
+	if routes == 0 {
+		routes = DefaultRoutes
+	}
+	h.router = routing.New(routing.Options{Hostname: h.hostname, Events: h.events, Sources: routes})
 	if h.store, err = registry.Open(registry.Options{
 		Path:     filepath.Join(h.dataDir, "registry.db"),
 		OnChange: h.route,
 	}); err != nil {
 		return nil, fmt.Errorf("localhub: registry: %w", err)
+	}
+	if err = h.startEndpoint(ctx, opts); err != nil {
+		return nil, err
 	}
 
 	mqttLn, err := listen(ctx, opts.MQTTAddr, h.tls.ServerTLSConfig())
@@ -163,17 +232,102 @@ func Start(ctx context.Context, opts Options) (_ *Hub, err error) {
 		}
 	}()
 	if !h.tempDir {
-		if err = writeHubFile(h.dataDir, h.hostname); err != nil {
+		if err = writeHubFile(h.dataDir, hubInfo{Hostname: h.hostname, AMQPAddr: h.amqpAddr, AMQPPlainAddr: h.amqpPlainAddr, PlainOff: h.amqpPlainAddr == ""}); err != nil {
 			return nil, fmt.Errorf("localhub: %w", err)
 		}
 		if err = h.writeRunFile(); err != nil {
 			return nil, fmt.Errorf("localhub: %w", err)
 		}
 	}
-	h.logger.Info("local IoT Hub started", "hostname", h.hostname, "https", h.httpsURL, "mqtt", h.mqttAddr, "dataDir", h.dataDir)
+	h.logger.Info("local IoT Hub started", "hostname", h.hostname, "https", h.httpsURL, "mqtt", h.mqttAddr,
+		"amqps", h.amqpAddr, "amqp", h.amqpPlainAddr, "eventHub", h.EventHubName(), "dataDir", h.dataDir)
 	return h, nil
 }
 
+// startEndpoint serves the built-in endpoint to Event Hubs clients: AMQP
+// over TLS, and plain AMQP on loopback unless turned off.
+func (h *Hub) startEndpoint(ctx context.Context, opts Options) error {
+	plain := opts.AMQPPlainAddr
+	if plain == "" {
+		plain = "127.0.0.1:0"
+	}
+	if plain != "off" && !opts.AllowRemotePlainAMQP && !isLoopback(plain) {
+		return fmt.Errorf("localhub: plain AMQP address %s is not a loopback address: SAS keys and events would cross the network unencrypted (allow it explicitly, or use the TLS listener)", plain)
+	}
+	groups := opts.ConsumerGroups
+	if groups == nil {
+		groups = DefaultConsumerGroups
+	}
+	var err error
+	if h.endpoint, err = eventhubs.NewServer(eventhubs.Options{
+		Events:         h.events,
+		Hostname:       h.hostname,
+		Name:           h.EventHubName(),
+		ConsumerGroups: groups,
+		Policy:         h.endpointPolicy,
+		Logger:         h.logger.With("component", "eventhubs"),
+	}); err != nil {
+		return fmt.Errorf("localhub: built-in endpoint: %w", err)
+	}
+	tlsLn, err := listen(ctx, opts.AMQPAddr, h.tls.ServerTLSConfig())
+	if err != nil {
+		return fmt.Errorf("localhub: AMQP listener: %w", err)
+	}
+	h.amqpAddr = tlsLn.Addr().String()
+	go h.serveAMQP(tlsLn)
+	if plain != "off" {
+		plainLn, err := listen(ctx, plain, nil)
+		if err != nil {
+			return fmt.Errorf("localhub: plain AMQP listener: %w", err)
+		}
+		h.amqpPlainAddr = plainLn.Addr().String()
+		go h.serveAMQP(plainLn)
+	}
+	return nil
+}
+
+func (h *Hub) serveAMQP(ln net.Listener) {
+	if err := h.endpoint.Serve(ln); err != nil && !errors.Is(err, eventhubs.ErrServerClosed) {
+		h.logger.Error("AMQP listener stopped", "addr", ln.Addr().String(), "err", err)
+	}
+}
+
+// isLoopback reports whether a listen address can only be reached from
+// this machine: a loopback IP or "localhost", not an empty host (every
+// interface).
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// endpointPolicy is a shared access policy as the built-in endpoint sees
+// it: ServiceConnect reads it (Listen), as in Azure. Azure lets nobody send
+// to it; locally a policy with ServiceConnect and RegistryWrite
+// (iothubowner) may, so that tests and tools can publish events.
+func (h *Hub) endpointPolicy(name string) (eventhubs.Policy, bool) {
+	p, ok := h.store.Policy(name)
+	if !ok {
+		return eventhubs.Policy{}, false
+	}
+	var r eventhubs.Rights
+	if p.Rights.Has(registry.ServiceConnect) {
+		r |= eventhubs.Listen
+		if p.Rights.Has(registry.RegistryWrite) {
+			r |= eventhubs.Send
+		}
+	}
+	return eventhubs.Policy{Name: p.KeyName, Keys: []string{p.PrimaryKey, p.SecondaryKey}, Rights: r}, true
+}
+
+// listen listens on addr (default 127.0.0.1:0), with TLS unless cfg is
+// nil.
 func listen(ctx context.Context, addr string, cfg *tls.Config) (net.Listener, error) {
 	if addr == "" {
 		addr = "127.0.0.1:0"
@@ -182,6 +336,9 @@ func listen(ctx context.Context, addr string, cfg *tls.Config) (net.Listener, er
 	ln, err := lc.Listen(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err
+	}
+	if cfg == nil {
+		return ln, nil
 	}
 	return tls.NewListener(ln, cfg), nil
 }
@@ -217,6 +374,9 @@ func (h *Hub) Close() error {
 		}
 		if h.gateway != nil {
 			errs = append(errs, h.gateway.Close())
+		}
+		if h.endpoint != nil {
+			errs = append(errs, h.endpoint.Close())
 		}
 		if h.events != nil {
 			errs = append(errs, h.events.Close())
@@ -320,5 +480,70 @@ func (h *Hub) HTTPClient() *http.Client {
 	return &http.Client{Transport: tr, Timeout: 11 * time.Minute}
 }
 
-// Events is the built-in events endpoint's log.
+// Events is the built-in events endpoint's log, read in process. Event
+// Hubs clients read the same events over AMQP (EventHubConnectionString).
 func (h *Hub) Events() *eventlog.Log { return h.events }
+
+// EventHubName is the built-in endpoint's Event Hub-compatible name (the
+// EntityPath of its connection strings): the hub's name, the first label
+// of its host name.
+func (h *Hub) EventHubName() string { return routing.HubName(h.hostname) }
+
+// AMQPAddr is the host:port of the built-in endpoint's AMQP over TLS
+// listener.
+func (h *Hub) AMQPAddr() string { return h.amqpAddr }
+
+// AMQPPlainAddr is the host:port of its plain AMQP listener, "" when off.
+func (h *Hub) AMQPPlainAddr() string { return h.amqpPlainAddr }
+
+// ConsumerGroups lists the built-in endpoint's consumer groups, $Default
+// first.
+func (h *Hub) ConsumerGroups() []string { return h.endpoint.ConsumerGroups() }
+
+// Routes are the sources the hub routes to the built-in endpoint.
+func (h *Hub) Routes() Routes { return h.router.Sources() }
+
+// EventHubConnectionString returns the built-in endpoint's Event
+// Hub-compatible connection string for a policy, as the portal's
+// "Built-in endpoints" page shows it: Endpoint=sb://<host>/ (with the
+// port when it is not 5671) for TLS, or with emulator set the
+// UseDevelopmentEmulator=true form for the plain listener, which the .NET
+// client (the Functions host), azeventhubs and @azure/event-hubs take. The
+// policy needs ServiceConnect.
+func (h *Hub) EventHubConnectionString(policy string, emulator bool) (string, error) {
+	p, ok := h.store.Policy(policy)
+	if !ok {
+		return "", fmt.Errorf("localhub: no shared access policy %q", policy)
+	}
+	if !p.Rights.Has(registry.ServiceConnect) {
+		return "", fmt.Errorf("localhub: policy %q cannot read the built-in endpoint: it needs ServiceConnect (%s has %s)", policy, policy, p.Rights)
+	}
+	addr := h.amqpAddr
+	if emulator {
+		if h.amqpPlainAddr == "" {
+			return "", errors.New("localhub: the plain AMQP listener is off, so there is no UseDevelopmentEmulator=true connection string")
+		}
+		addr = h.amqpPlainAddr
+	}
+	return eventHubConnectionString(h.hostname, addr, emulator, p.KeyName, p.PrimaryKey), nil
+}
+
+// eventHubConnectionString formats a built-in endpoint connection string
+// for a listener at addr.
+func eventHubConnectionString(hostname, addr string, emulator bool, keyName, key string) string {
+	_, port, _ := net.SplitHostPort(addr)
+	endpoint := "sb://" + hostname
+	switch {
+	case emulator:
+		endpoint += ":" + port // Go's client wants sb://host:port, no path
+	case port != "5671":
+		endpoint += ":" + port + "/"
+	default:
+		endpoint += "/"
+	}
+	cs := "Endpoint=" + endpoint + ";SharedAccessKeyName=" + keyName + ";SharedAccessKey=" + key + ";EntityPath=" + routing.HubName(hostname)
+	if emulator {
+		cs += ";UseDevelopmentEmulator=true"
+	}
+	return cs
+}

@@ -17,6 +17,8 @@ var tryBlock = template.Must(template.New("try").Parse(`
 Local system running. Stop it with Ctrl+C.
   Function app   {{.App}}   (function keys are not checked locally)
   IoT Hub        REST {{.HubURL}}   MQTT {{.MQTT}}   CA {{.CA}}
+  Events         Event Hub {{.EventHub}} over AMQP: {{.AMQP}} (TLS){{if .AMQPPlain}}, {{.AMQPPlain}} (plain, UseDevelopmentEmulator=true){{end}}
+                 connection string: bin/localhub eventhub-connection-string --data-dir {{.DataDir}} [--emulator]
   Devices        {{.Devices}}
 
 What to try:
@@ -45,6 +47,7 @@ What to try:
 
 type tryData struct {
 	App, HubURL, MQTT, CA, Devices, Device string
+	EventHub, AMQP, AMQPPlain, DataDir     string
 	Simulated                              bool
 }
 
@@ -58,6 +61,10 @@ func printTryBlock(w io.Writer, cfg config, appURL string, hub *localhub.Hub, si
 		HubURL:    hub.HTTPSURL(),
 		MQTT:      hub.MQTTAddr(),
 		CA:        ca,
+		EventHub:  hub.EventHubName(),
+		AMQP:      hub.AMQPAddr(),
+		AMQPPlain: hub.AMQPPlainAddr(),
+		DataDir:   hub.DataDir(),
 		Device:    cfg.prefix + "0001",
 		Simulated: simulated,
 		Devices:   "none (no simulator running)",

@@ -26,6 +26,20 @@ func connectionStringCommand(fs *flag.FlagSet) func(context.Context, invocation)
 	}
 }
 
+func eventHubConnectionStringCommand(fs *flag.FlagSet) func(context.Context, invocation) error {
+	dataDir := dataDirFlag(fs)
+	policy := fs.String("policy", "service", "shared access `POLICY` name (it needs ServiceConnect)")
+	emulator := fs.Bool("emulator", false, "print the UseDevelopmentEmulator=true form for the plain AMQP listener (the Functions host's Event Hubs trigger under func start)")
+	return func(ctx context.Context, inv invocation) error {
+		cs, err := localhub.EventHubConnectionStringIn(ctx, *dataDir, *policy, *emulator)
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintln(inv.stdout, cs)
+		return err
+	}
+}
+
 func deviceCreateCommand(fs *flag.FlagSet) func(context.Context, invocation) error {
 	dataDir := dataDirFlag(fs)
 	return func(ctx context.Context, inv invocation) error {

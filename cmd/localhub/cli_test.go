@@ -38,9 +38,12 @@ func TestHelpListsEveryCommandAndExitsZero(t *testing.T) {
 			require.Equal(t, 0, code)
 			require.Empty(t, stderr)
 			for _, want := range []string{
-				"serve", "connection-string", "device create DEVICE-ID", "device show DEVICE-ID", "device list",
+				"serve", "connection-string", "eventhub-connection-string", "device create DEVICE-ID", "device show DEVICE-ID", "device list",
 				"--data-dir DIR", "--hostname", "--mqtt-addr", "--https-addr", "--bearer-token", "--partitions",
 				"--retention", "--throttle", "--log-level", "--policy POLICY", "[LOCALHUB_DATA_DIR]",
+				"--amqp-addr ADDRESS", "--amqp-plain-addr ADDRESS", "--amqp-plain-remote BOOL", "--consumer-group GROUP",
+				"(default functions,localdev) [LOCALHUB_CONSUMER_GROUPS]", "--routes SOURCES", "(default DeviceMessages,TwinChangeEvents)",
+				"--emulator",
 			} {
 				require.Contains(t, stdout, want)
 			}
@@ -137,7 +140,7 @@ func TestSecondServeOnServedDataDir(t *testing.T) {
 	defer hub.Close()
 
 	start := time.Now()
-	code, _, stderr := runMain(t, noEnv, "serve", "--data-dir", dataDir, "--mqtt-addr", "127.0.0.1:0", "--https-addr", "127.0.0.1:0")
+	code, _, stderr := runMain(t, noEnv, append([]string{"serve", "--data-dir", dataDir}, randomPorts...)...)
 	require.Equal(t, 1, code)
 	require.Less(t, time.Since(start), 3*time.Second, "refused at once, not after the registry's lock timeout")
 	requireCleanError(t, stderr)

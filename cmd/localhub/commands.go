@@ -37,6 +37,7 @@ type invocation struct {
 var commands = []command{
 	{name: "serve", summary: "run the local IoT Hub (the default command)", setup: serveCommand},
 	{name: "connection-string", summary: "print a shared access policy's connection string", setup: connectionStringCommand},
+	{name: "eventhub-connection-string", summary: "print the built-in endpoint's Event Hub-compatible connection string (TLS, or --emulator for UseDevelopmentEmulator=true)", setup: eventHubConnectionStringCommand},
 	{name: "device create", args: "DEVICE-ID", summary: "register a device and print its connection string", setup: deviceCreateCommand},
 	{name: "device show", args: "DEVICE-ID", summary: "print a registered device's connection string", setup: deviceShowCommand},
 	{name: "device list", summary: "list the registered devices: id, status, connection state", setup: deviceListCommand},
@@ -47,15 +48,20 @@ var commands = []command{
 // shows the real defaults and never an environment value (a secret, for
 // --bearer-token).
 var envFallback = map[string]string{
-	"data-dir":     "LOCALHUB_DATA_DIR",
-	"hostname":     "LOCALHUB_HOSTNAME",
-	"mqtt-addr":    "LOCALHUB_MQTT_ADDR",
-	"https-addr":   "LOCALHUB_HTTPS_ADDR",
-	"bearer-token": "LOCALHUB_BEARER_TOKEN",
-	"partitions":   "LOCALHUB_PARTITIONS",
-	"retention":    "LOCALHUB_RETENTION",
-	"throttle":     "LOCALHUB_THROTTLE",
-	"log-level":    "LOCALHUB_LOG_LEVEL",
+	"data-dir":          "LOCALHUB_DATA_DIR",
+	"hostname":          "LOCALHUB_HOSTNAME",
+	"mqtt-addr":         "LOCALHUB_MQTT_ADDR",
+	"https-addr":        "LOCALHUB_HTTPS_ADDR",
+	"amqp-addr":         "LOCALHUB_AMQP_ADDR",
+	"amqp-plain-addr":   "LOCALHUB_AMQP_PLAIN_ADDR",
+	"amqp-plain-remote": "LOCALHUB_AMQP_PLAIN_REMOTE",
+	"consumer-group":    "LOCALHUB_CONSUMER_GROUPS",
+	"routes":            "LOCALHUB_ROUTES",
+	"bearer-token":      "LOCALHUB_BEARER_TOKEN",
+	"partitions":        "LOCALHUB_PARTITIONS",
+	"retention":         "LOCALHUB_RETENTION",
+	"throttle":          "LOCALHUB_THROTTLE",
+	"log-level":         "LOCALHUB_LOG_LEVEL",
 }
 
 // errUsage marks a bad command line (exit code 2).
@@ -157,7 +163,8 @@ func (inv invocation) source(flagName string) string {
 }
 
 const helpIntro = `localhub runs a local Azure IoT Hub: devices over MQTT 3.1.1/TLS, the
-service REST API over HTTPS, state in a data directory.
+service REST API over HTTPS, the built-in events endpoint for Event Hubs
+clients over AMQP, state in a data directory.
 
 Usage:
   localhub [serve] [flags]

@@ -15,30 +15,63 @@ import (
 // config is the command line of "localhub serve", with environment
 // fallbacks, turned into localhub.Options by options.
 type config struct {
-	dataDir     string
-	hostname    string
-	mqttAddr    string
-	httpsAddr   string
-	bearerToken string
-	partitions  int
-	retention   time.Duration
-	quotas      localhub.Quotas
-	logLevel    slog.Level
+	dataDir         string
+	hostname        string
+	mqttAddr        string
+	httpsAddr       string
+	amqpAddr        string
+	amqpPlainAddr   string
+	amqpPlainRemote bool
+	bearerToken     string
+	partitions      int // 0: the data dir's count, or the default for a new one
+	retention       time.Duration
+	consumerGroups  []string
+	routes          localhub.Routes
+	quotas          localhub.Quotas
+	logLevel        slog.Level
 }
 
 // Defaults for the standalone hub. 8883 is IoT Hub's MQTT port; 443 would
 // need privileges, so HTTPS defaults to 8443 (see README for Node.js).
+// 5671 and 5672 are the AMQP ports Event Hubs clients dial, with TLS and,
+// for UseDevelopmentEmulator=true, without.
 const (
-	defaultMQTTAddr  = "127.0.0.1:8883"
-	defaultHTTPSAddr = "127.0.0.1:8443"
-	defaultDataDir   = ".localhub"
+	defaultMQTTAddr      = "127.0.0.1:8883"
+	defaultHTTPSAddr     = "127.0.0.1:8443"
+	defaultAMQPAddr      = "127.0.0.1:5671"
+	defaultAMQPPlainAddr = "127.0.0.1:5672"
+	defaultDataDir       = ".localhub"
 )
 
 // serveFlags are the raw flags of "localhub serve", turned into a config
 // by config once parsed.
 type serveFlags struct {
 	dataDir, hostname, mqttAddr, httpsAddr, bearerToken string
+	amqpAddr, amqpPlainAddr, amqpPlainRemote, routes    string
 	partitions, retention, throttle, logLevel           string
+	consumerGroups                                      listFlag
+}
+
+// listFlag is a repeatable flag that also takes comma-separated values
+// (as its environment variable does). Given at all, it replaces the
+// default list.
+type listFlag struct {
+	values []string
+	set    bool
+}
+
+func (l *listFlag) String() string { return strings.Join(l.values, ",") }
+
+func (l *listFlag) Set(v string) error {
+	if !l.set {
+		l.values, l.set = nil, true
+	}
+	for item := range strings.SplitSeq(v, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			l.values = append(l.values, item)
+		}
+	}
+	return nil
 }
 
 const dataDirUsage = "`DIR` to keep the registry, keys and TLS material in"
@@ -55,9 +88,15 @@ func newServeFlags(fs *flag.FlagSet) *serveFlags {
 	fs.StringVar(&f.hostname, "hostname", "localhost", "hub host `NAME` used in connection strings and the TLS certificate")
 	fs.StringVar(&f.mqttAddr, "mqtt-addr", defaultMQTTAddr, "MQTT over TLS listen `ADDRESS`")
 	fs.StringVar(&f.httpsAddr, "https-addr", defaultHTTPSAddr, "service REST API (HTTPS) listen `ADDRESS`")
+	fs.StringVar(&f.amqpAddr, "amqp-addr", defaultAMQPAddr, "built-in endpoint (Event Hubs clients, AMQP over TLS) listen `ADDRESS`")
+	fs.StringVar(&f.amqpPlainAddr, "amqp-plain-addr", defaultAMQPPlainAddr, "built-in endpoint without TLS, for UseDevelopmentEmulator=true connection strings: a loopback listen `ADDRESS`, or off")
+	fs.StringVar(&f.amqpPlainRemote, "amqp-plain-remote", "false", "`BOOL`, true to allow --amqp-plain-addr on a non-loopback address (SAS keys and events then cross the network unencrypted)")
 	fs.StringVar(&f.bearerToken, "bearer-token", "", "accept this exact bearer `TOKEN` as an Entra ID stand-in with full data-plane rights (off when empty)")
-	fs.StringVar(&f.partitions, "partitions", "4", "`N` partitions of the built-in events endpoint, 1 to 32")
+	fs.StringVar(&f.partitions, "partitions", "", "`N` partitions of a new built-in events endpoint, 1 to 32 (4 when not given; a data dir keeps the count it was created with)")
 	fs.StringVar(&f.retention, "retention", "24h", "retention `DURATION` of the built-in events endpoint")
+	f.consumerGroups = listFlag{values: append([]string(nil), localhub.DefaultConsumerGroups...)}
+	fs.Var(&f.consumerGroups, "consumer-group", "consumer `GROUP` of the built-in endpoint besides $Default, repeatable; replaces the default groups, which are infra/'s (--consumer-group= for none)")
+	fs.StringVar(&f.routes, "routes", localhub.DefaultRoutes.String(), "`SOURCES` routed to the built-in endpoint, comma-separated: DeviceMessages, TwinChangeEvents, DeviceLifecycleEvents, DeviceConnectionStateEvents; the default routes what infra/ routes")
 	fs.StringVar(&f.throttle, "throttle", "off", "throttling `MODE`: off, or s1 to answer 429 past one S1 unit's quotas, for testing callers' throttling handling")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log `LEVEL`: debug, info, warn or error")
 	return f
@@ -86,15 +125,26 @@ func loadServeConfig(args []string, getenv func(string) string) (config, error) 
 // flag's origin in errors.
 func (f *serveFlags) config(source func(flagName string) string) (config, error) {
 	c := config{
-		dataDir:     f.dataDir,
-		hostname:    f.hostname,
-		mqttAddr:    f.mqttAddr,
-		httpsAddr:   f.httpsAddr,
-		bearerToken: f.bearerToken,
+		dataDir:        f.dataDir,
+		hostname:       f.hostname,
+		mqttAddr:       f.mqttAddr,
+		httpsAddr:      f.httpsAddr,
+		amqpAddr:       f.amqpAddr,
+		amqpPlainAddr:  f.amqpPlainAddr,
+		bearerToken:    f.bearerToken,
+		consumerGroups: append([]string{}, f.consumerGroups.values...),
 	}
 	var err error
-	if c.partitions, err = strconv.Atoi(f.partitions); err != nil || c.partitions < 1 || c.partitions > 32 {
-		return config{}, fmt.Errorf("%s must be a number from 1 to 32, got %q", source("partitions"), f.partitions)
+	if f.partitions != "" {
+		if c.partitions, err = strconv.Atoi(f.partitions); err != nil || c.partitions < 1 || c.partitions > 32 {
+			return config{}, fmt.Errorf("%s must be a number from 1 to 32, got %q", source("partitions"), f.partitions)
+		}
+	}
+	if c.amqpPlainRemote, err = strconv.ParseBool(f.amqpPlainRemote); err != nil {
+		return config{}, fmt.Errorf("%s must be true or false, got %q", source("amqp-plain-remote"), f.amqpPlainRemote)
+	}
+	if c.routes, err = localhub.ParseRoutes(f.routes); err != nil {
+		return config{}, fmt.Errorf("%s: %w", source("routes"), err)
 	}
 	if c.retention, err = time.ParseDuration(f.retention); err != nil || c.retention <= 0 {
 		return config{}, fmt.Errorf("%s must be a positive duration such as 24h, got %q", source("retention"), f.retention)
@@ -117,14 +167,19 @@ func (f *serveFlags) config(source func(flagName string) string) (config, error)
 
 func (c config) options(logger *slog.Logger) localhub.Options {
 	return localhub.Options{
-		DataDir:     c.dataDir,
-		Hostname:    c.hostname,
-		MQTTAddr:    c.mqttAddr,
-		HTTPSAddr:   c.httpsAddr,
-		BearerToken: c.bearerToken,
-		Quotas:      c.quotas,
-		Partitions:  c.partitions,
-		Retention:   c.retention,
-		Logger:      logger,
+		DataDir:              c.dataDir,
+		Hostname:             c.hostname,
+		MQTTAddr:             c.mqttAddr,
+		HTTPSAddr:            c.httpsAddr,
+		AMQPAddr:             c.amqpAddr,
+		AMQPPlainAddr:        c.amqpPlainAddr,
+		AllowRemotePlainAMQP: c.amqpPlainRemote,
+		BearerToken:          c.bearerToken,
+		Quotas:               c.quotas,
+		Partitions:           c.partitions,
+		Retention:            c.retention,
+		ConsumerGroups:       c.consumerGroups,
+		Routes:               c.routes,
+		Logger:               logger,
 	}
 }

@@ -1,9 +1,11 @@
 // Command localhub runs a local Azure IoT Hub: devices connect over
-// MQTT/TLS, services call its REST API over HTTPS, state lives in a data
-// directory.
+// MQTT/TLS, services call its REST API over HTTPS, Event Hubs clients read
+// its built-in events endpoint over AMQP, state lives in a data directory.
 //
 //	localhub [serve] [flags]                 run the hub
 //	localhub connection-string [--policy P]  print a policy's connection string
+//	localhub eventhub-connection-string [--policy P] [--emulator]
+//	                                         print the built-in endpoint's connection string
 //	localhub device create ID                register a device, print its connection string
 //	localhub device show ID                  print a device's connection string
 //	localhub device list                     list the registered devices

@@ -32,6 +32,10 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
+// randomPorts are the flags that put every listener on a random loopback
+// port, clear of a hub on the default ports (make run) and of other tests.
+var randomPorts = []string{"--mqtt-addr", "127.0.0.1:0", "--https-addr", "127.0.0.1:0", "--amqp-addr", "127.0.0.1:0", "--amqp-plain-addr", "127.0.0.1:0"}
+
 // hubProcess is localhub running as a child process.
 type hubProcess struct {
 	cmd      *exec.Cmd
@@ -43,8 +47,7 @@ type hubProcess struct {
 // for its banner, which is printed only once both listeners are up.
 func startHubProcess(t *testing.T, dataDir string) *hubProcess {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "serve", "--data-dir", dataDir,
-		"--mqtt-addr", "127.0.0.1:0", "--https-addr", "127.0.0.1:0", "--log-level", "warn")
+	cmd := exec.Command(os.Args[0], append([]string{"serve", "--data-dir", dataDir, "--log-level", "warn"}, randomPorts...)...)
 	cmd.Env = append(os.Environ(), "LOCALHUB_TEST_RUN_MAIN=1")
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
@@ -184,27 +187,45 @@ func TestServeConfig(t *testing.T) {
 	}{
 		{
 			name: "defaults",
-			want: config{dataDir: ".localhub", hostname: "localhost", mqttAddr: "127.0.0.1:8883", httpsAddr: "127.0.0.1:8443", partitions: 4, retention: 24 * time.Hour},
+			want: defaults(func(c *config) {}),
 		},
 		{
 			name: "flags win over environment",
 			args: []string{"--hostname", "hub.local", "--partitions", "8", "--https-addr", ":9443"},
 			env:  map[string]string{"LOCALHUB_HOSTNAME": "env.local", "LOCALHUB_DATA_DIR": "/tmp/x", "LOCALHUB_RETENTION": "1h", "LOCALHUB_BEARER_TOKEN": "tok", "LOCALHUB_PARTITIONS": "2"},
-			want: config{dataDir: "/tmp/x", hostname: "hub.local", mqttAddr: "127.0.0.1:8883", httpsAddr: ":9443", bearerToken: "tok", partitions: 8, retention: time.Hour},
+			want: defaults(func(c *config) {
+				c.dataDir, c.hostname, c.httpsAddr, c.bearerToken, c.partitions, c.retention = "/tmp/x", "hub.local", ":9443", "tok", 8, time.Hour
+			}),
 		},
 		{
 			name: "every environment fallback",
 			env: map[string]string{
 				"LOCALHUB_DATA_DIR": "/d", "LOCALHUB_HOSTNAME": "h.test", "LOCALHUB_MQTT_ADDR": ":1", "LOCALHUB_HTTPS_ADDR": ":2",
 				"LOCALHUB_BEARER_TOKEN": "t", "LOCALHUB_PARTITIONS": "3", "LOCALHUB_RETENTION": "2h", "LOCALHUB_THROTTLE": "s1", "LOCALHUB_LOG_LEVEL": "warn",
+				"LOCALHUB_AMQP_ADDR": ":3", "LOCALHUB_AMQP_PLAIN_ADDR": "off", "LOCALHUB_AMQP_PLAIN_REMOTE": "true",
+				"LOCALHUB_CONSUMER_GROUPS": "a, b", "LOCALHUB_ROUTES": "TwinChangeEvents,DeviceLifecycleEvents",
 			},
-			want: config{dataDir: "/d", hostname: "h.test", mqttAddr: ":1", httpsAddr: ":2", bearerToken: "t", partitions: 3, retention: 2 * time.Hour, quotas: localhub.S1Quotas(), logLevel: slog.LevelWarn},
+			want: config{dataDir: "/d", hostname: "h.test", mqttAddr: ":1", httpsAddr: ":2", amqpAddr: ":3", amqpPlainAddr: "off", amqpPlainRemote: true,
+				bearerToken: "t", partitions: 3, retention: 2 * time.Hour, consumerGroups: []string{"a", "b"},
+				routes: localhub.RouteTwinChangeEvents | localhub.RouteDeviceLifecycleEvents, quotas: localhub.S1Quotas(), logLevel: slog.LevelWarn},
 		},
+		{
+			name: "repeated consumer groups replace the default ones",
+			args: []string{"--consumer-group", "x", "--consumer-group", "y,z"},
+			want: defaults(func(c *config) { c.consumerGroups = []string{"x", "y", "z"} }),
+		},
+		{
+			name: "no consumer group but $Default",
+			args: []string{"--consumer-group="},
+			want: defaults(func(c *config) { c.consumerGroups = []string{} }),
+		},
+		{name: "bad routes", args: []string{"--routes", "Telemetry"}, wantErr: "--routes: unknown routing source"},
+		{name: "bad remote", args: []string{"--amqp-plain-remote", "maybe"}, wantErr: "--amqp-plain-remote must be true or false"},
 		{name: "bad environment value", env: map[string]string{"LOCALHUB_PARTITIONS": "many"}, wantErr: "LOCALHUB_PARTITIONS must be"},
 		{
 			name: "S1 throttling",
 			env:  map[string]string{"LOCALHUB_THROTTLE": "s1"},
-			want: config{dataDir: ".localhub", hostname: "localhost", mqttAddr: "127.0.0.1:8883", httpsAddr: "127.0.0.1:8443", partitions: 4, retention: 24 * time.Hour, quotas: localhub.S1Quotas()},
+			want: defaults(func(c *config) { c.quotas = localhub.S1Quotas() }),
 		},
 		{name: "bad throttle", args: []string{"--throttle", "s9"}, wantErr: "--throttle"},
 		{name: "bad partitions", args: []string{"--partitions", "0"}, wantErr: "--partitions"},
@@ -226,6 +247,76 @@ func TestServeConfig(t *testing.T) {
 	}
 }
 
+// defaults is serve's configuration with no flag and no environment,
+// changed by mod.
+func defaults(mod func(*config)) config {
+	c := config{
+		dataDir: ".localhub", hostname: "localhost", mqttAddr: "127.0.0.1:8883", httpsAddr: "127.0.0.1:8443",
+		amqpAddr: "127.0.0.1:5671", amqpPlainAddr: "127.0.0.1:5672",
+		retention: 24 * time.Hour, consumerGroups: []string{"functions", "localdev"}, routes: localhub.DefaultRoutes,
+	}
+	mod(&c)
+	return c
+}
+
+// TestServeKeepsTheDataDirsPartitions: without --partitions, serve starts
+// on a data dir created with any count (it used to pass 4 and fail on
+// another count); with it, a different count is an error.
+func TestServeKeepsTheDataDirsPartitions(t *testing.T) {
+	dataDir := t.TempDir()
+	hub, err := localhub.Start(t.Context(), localhub.Options{DataDir: dataDir, Partitions: 2})
+	require.NoError(t, err)
+	require.NoError(t, hub.Close())
+
+	cfg, err := loadServeConfig(append([]string{"--data-dir", dataDir}, randomPorts...), noEnv)
+	require.NoError(t, err)
+	hub, err = localhub.Start(t.Context(), cfg.options(slog.New(slog.DiscardHandler)))
+	require.NoError(t, err)
+	require.Equal(t, 2, hub.Events().PartitionCount())
+	require.NoError(t, hub.Close())
+
+	cfg, err = loadServeConfig(append([]string{"--data-dir", dataDir, "--partitions", "4"}, randomPorts...), noEnv)
+	require.NoError(t, err)
+	_, err = localhub.Start(t.Context(), cfg.options(slog.New(slog.DiscardHandler)))
+	require.ErrorContains(t, err, "has 2 partitions, not 4")
+}
+
+// TestEventHubConnectionStringCommand prints the built-in endpoint's
+// strings from a stopped hub's data dir and from a running one's.
+func TestEventHubConnectionStringCommand(t *testing.T) {
+	dataDir := t.TempDir()
+	hub, err := localhub.Start(t.Context(), localhub.Options{DataDir: dataDir})
+	require.NoError(t, err)
+	tlsCS, err := hub.EventHubConnectionString("service", false)
+	require.NoError(t, err)
+	emuCS, err := hub.EventHubConnectionString("iothubowner", true)
+	require.NoError(t, err)
+	require.NoError(t, hub.Close())
+
+	eventHubCS := func(args ...string) (string, error) {
+		var out strings.Builder
+		err := run(t.Context(), append([]string{"eventhub-connection-string", "--data-dir", dataDir}, args...), noEnv, &out, io.Discard)
+		return strings.TrimSpace(out.String()), err
+	}
+	got, err := eventHubCS()
+	require.NoError(t, err)
+	require.Equal(t, tlsCS, got, "default policy service, TLS; the listeners the hub last served")
+	got, err = eventHubCS("--policy", "iothubowner", "--emulator")
+	require.NoError(t, err)
+	require.Equal(t, emuCS, got)
+	require.True(t, strings.HasSuffix(got, ";UseDevelopmentEmulator=true"), got)
+	_, err = eventHubCS("--policy", "registryRead")
+	require.ErrorContains(t, err, "needs ServiceConnect")
+
+	startHubProcess(t, dataDir)
+	got, err = eventHubCS("--emulator")
+	require.NoError(t, err)
+	require.Contains(t, got, "SharedAccessKeyName=service;")
+	require.NotEqual(t, emuCS, got, "the running hub's own ports")
+	_, err = eventHubCS("--policy", "registryRead")
+	require.ErrorContains(t, err, "needs ServiceConnect")
+}
+
 func TestUnknownCommand(t *testing.T) {
 	err := run(t.Context(), []string{"launch"}, noEnv, io.Discard, io.Discard)
 	require.ErrorContains(t, err, `unknown command "launch"`)
@@ -240,7 +331,7 @@ func TestServeStopsOnCancel(t *testing.T) {
 	pr, pw := io.Pipe()
 	errc := make(chan error, 1)
 	go func() {
-		errc <- run(ctx, []string{"--data-dir", t.TempDir(), "--mqtt-addr", "127.0.0.1:0", "--https-addr", "127.0.0.1:0"}, noEnv, pw, io.Discard)
+		errc <- run(ctx, append([]string{"--data-dir", t.TempDir()}, randomPorts...), noEnv, pw, io.Discard)
 		pw.Close()
 	}()
 	var banner strings.Builder
@@ -251,7 +342,14 @@ func TestServeStopsOnCancel(t *testing.T) {
 			break
 		}
 	}
-	for _, want := range []string{"serviceAndRegistryRead", "SharedAccessKeyName=iothubowner", "NODE_EXTRA_CA_CERTS=", "ca.pem"} {
+	for _, want := range []string{
+		"serviceAndRegistryRead", "SharedAccessKeyName=iothubowner", "NODE_EXTRA_CA_CERTS=", "ca.pem",
+		"Events (AMQP over TLS):   127.0.0.1:", "Events (plain AMQP):      127.0.0.1:",
+		"Event Hub-compatible name: localhost", "Consumer groups:           $Default, functions, localdev",
+		"Routed sources:            DeviceMessages, TwinChangeEvents",
+		"Endpoint=sb://localhost:", "/;SharedAccessKeyName=service;SharedAccessKey=", ";EntityPath=localhost\n",
+		";EntityPath=localhost;UseDevelopmentEmulator=true\n",
+	} {
 		require.Contains(t, banner.String(), want)
 	}
 	cancel()

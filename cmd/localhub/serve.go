@@ -55,6 +55,10 @@ func printBanner(w io.Writer, hub *localhub.Hub) error {
 	p("Local IoT Hub %q is running.\n", hub.Hostname())
 	p("  Service REST API (HTTPS): %s\n", hub.HTTPSURL())
 	p("  Devices (MQTT over TLS):  %s\n", hub.MQTTAddr())
+	p("  Events (AMQP over TLS):   %s\n", hub.AMQPAddr())
+	if hub.AMQPPlainAddr() != "" {
+		p("  Events (plain AMQP):      %s (UseDevelopmentEmulator=true)\n", hub.AMQPPlainAddr())
+	}
 	p("  Data directory:           %s\n", hub.DataDir())
 	if q := hub.Quotas(); q != (localhub.Quotas{}) {
 		p("  Throttling:               %s\n", describeQuotas(q))
@@ -67,10 +71,43 @@ func printBanner(w io.Writer, hub *localhub.Hub) error {
 		}
 		p("  %-24s %s\n", name, cs)
 	}
+	if err := printBuiltInEndpoint(w, hub); err != nil {
+		return err
+	}
 	p("\nTrust the local CA: %s\n", hub.CAFile())
 	p("  Go:      tls.Config{RootCAs: pool with that file}, or SSL_CERT_FILE=%s for the system pool\n", hub.CAFile())
 	p("  Node.js: NODE_EXTRA_CA_CERTS=%s (the Node service SDK cannot take a port: serve HTTPS on :443)\n", hub.CAFile())
 	p("\nCreate a device: localhub device create my-device --data-dir %s\n", hub.DataDir())
+	return nil
+}
+
+// bannerEventHubPolicy is the policy whose built-in endpoint connection
+// strings the banner shows: ServiceConnect only, the least a reader needs.
+const bannerEventHubPolicy = "service"
+
+// printBuiltInEndpoint shows the built-in endpoint as the portal's
+// "Built-in endpoints" page does: its Event Hub-compatible name,
+// partitions, consumer groups and connection strings.
+func printBuiltInEndpoint(w io.Writer, hub *localhub.Hub) error {
+	p := func(format string, a ...any) { fmt.Fprintf(w, format, a...) }
+	p("\nBuilt-in endpoint (Event Hub-compatible, read by Event Hubs clients over AMQP):\n")
+	p("  Event Hub-compatible name: %s\n", hub.EventHubName())
+	p("  Partitions:                %d\n", hub.Events().PartitionCount())
+	p("  Consumer groups:           %s\n", strings.Join(hub.ConsumerGroups(), ", "))
+	p("  Routed sources:            %s\n", strings.ReplaceAll(hub.Routes().String(), ",", ", "))
+	cs, err := hub.EventHubConnectionString(bannerEventHubPolicy, false)
+	if err != nil {
+		return err
+	}
+	p("  Event Hub-compatible endpoint (policy %s):\n    %s\n", bannerEventHubPolicy, cs)
+	if hub.AMQPPlainAddr() != "" {
+		emu, err := hub.EventHubConnectionString(bannerEventHubPolicy, true)
+		if err != nil {
+			return err
+		}
+		p("  For UseDevelopmentEmulator=true (func start's Event Hubs trigger, plain AMQP):\n    %s\n", emu)
+	}
+	p("  Other policies: localhub eventhub-connection-string --policy NAME [--emulator] --data-dir %s\n", hub.DataDir())
 	return nil
 }
 

@@ -2,13 +2,14 @@
 // routes: device-to-cloud telemetry, twin changes, device lifecycle and
 // connection-state notifications. It is the one place that decides their
 // AMQP shape (properties, application properties, message annotations)
-// and where they go; today every message goes to the built-in events
-// endpoint, as with IoT Hub's fallback route and the notification routes
-// the local hub always has on.
+// and where they go: the built-in events endpoint, for the sources the
+// hub's routes name (Options.Sources), as IoT Hub's routes and fallback
+// route do.
 package routing
 
 import (
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"strings"
 	"sync/atomic"
@@ -22,12 +23,78 @@ import (
 // UTC with seven fractional digits.
 const OperationTimestampLayout = "2006-01-02T15:04:05.0000000Z"
 
+// Sources is a set of routing sources, the data sources of IoT Hub's
+// routes (the names are ARM's RoutingSource values).
+type Sources uint8
+
+// The routing sources the local hub produces.
+const (
+	// DeviceMessages is device-to-cloud telemetry; IoT Hub's fallback
+	// route sends it to the built-in endpoint.
+	DeviceMessages Sources = 1 << iota
+	TwinChangeEvents
+	DeviceLifecycleEvents
+	DeviceConnectionStateEvents
+
+	// AllSources routes everything the hub produces.
+	AllSources = DeviceMessages | TwinChangeEvents | DeviceLifecycleEvents | DeviceConnectionStateEvents
+)
+
+var sourceNames = []struct {
+	s    Sources
+	name string
+}{
+	{DeviceMessages, "DeviceMessages"},
+	{TwinChangeEvents, "TwinChangeEvents"},
+	{DeviceLifecycleEvents, "DeviceLifecycleEvents"},
+	{DeviceConnectionStateEvents, "DeviceConnectionStateEvents"},
+}
+
+// String lists the sources as ARM spells them, comma-separated.
+func (s Sources) String() string {
+	var names []string
+	for _, n := range sourceNames {
+		if s&n.s != 0 {
+			names = append(names, n.name)
+		}
+	}
+	return strings.Join(names, ",")
+}
+
+// ParseSources reads a comma-separated list of source names (ARM's
+// spelling, any case; spaces around names are ignored). An empty list is
+// an error: a hub that routes nothing is never what a test wants.
+func ParseSources(list string) (Sources, error) {
+	if strings.TrimSpace(list) == "" {
+		return 0, errors.New("no routing source: name at least one of DeviceMessages, TwinChangeEvents, DeviceLifecycleEvents, DeviceConnectionStateEvents")
+	}
+	var out Sources
+	for name := range strings.SplitSeq(list, ",") {
+		name = strings.TrimSpace(name)
+		found := false
+		for _, n := range sourceNames {
+			if strings.EqualFold(name, n.name) {
+				out |= n.s
+				found = true
+			}
+		}
+		if !found {
+			return 0, fmt.Errorf("unknown routing source %q: want DeviceMessages, TwinChangeEvents, DeviceLifecycleEvents or DeviceConnectionStateEvents", name)
+		}
+	}
+	return out, nil
+}
+
 // Options configure a Router.
 type Options struct {
 	// Hostname is the hub host name; its first label is the hub name.
 	Hostname string
 	// Events is the built-in events endpoint.
 	Events *eventlog.Log
+	// Sources are routed to Events; the others are dropped, as IoT Hub
+	// drops messages no route matches. Zero routes every source (a hub
+	// with a route for each).
+	Sources Sources
 	// Now defaults to time.Now.
 	Now func() time.Time
 }
@@ -35,6 +102,7 @@ type Options struct {
 // Router shapes and routes messages. Safe for concurrent use.
 type Router struct {
 	events  *eventlog.Log
+	sources Sources
 	hubName string
 	userID  []byte // user-id of notifications; readers never modify it
 	now     func() time.Time
@@ -48,8 +116,13 @@ func New(o Options) *Router {
 		now = time.Now
 	}
 	name := HubName(o.Hostname)
+	sources := o.Sources
+	if sources == 0 {
+		sources = AllSources
+	}
 	return &Router{
 		events:  o.Events,
+		sources: sources,
 		hubName: name,
 		userID:  []byte(name),
 		now:     now,
@@ -88,11 +161,17 @@ type Telemetry struct {
 	Will   bool
 }
 
+// Sources are the sources r routes.
+func (r *Router) Sources() Sources { return r.sources }
+
 // Telemetry routes a device-to-cloud message. It returns once the event is
-// on disk; an error means it is not stored, so the device must not get a
-// PUBACK.
+// on disk (or at once when telemetry is not routed); an error means it is
+// not stored, so the device must not get a PUBACK.
 func (r *Router) Telemetry(m Telemetry) error {
-	_, err := r.events.Append(telemetryEvent(m))
+	if r.sources&DeviceMessages == 0 {
+		return nil
+	}
+	_, err := r.events.Append(telemetryEvent(m, r.now()))
 	return err
 }
 
@@ -102,8 +181,9 @@ func (r *Router) Telemetry(m Telemetry) error {
 // user-id. $.ctime becomes the annotation iothub-creation-time-utc and $.sub
 // dt-subject; the model id becomes dt-dataschema. Other system properties
 // ($.to, $.exp, $.ifid, ...) are dropped. Everything else is an application
-// property.
-func telemetryEvent(m Telemetry) eventlog.Event {
+// property. iothub-enqueuedtime (an AMQP timestamp) is when the hub took
+// the message: at, just before the log enqueues it.
+func telemetryEvent(m Telemetry, at time.Time) eventlog.Event {
 	e := eventlog.Event{
 		DeviceID: m.DeviceID,
 		Body:     m.Body,
@@ -111,6 +191,7 @@ func telemetryEvent(m Telemetry) eventlog.Event {
 			"iothub-connection-device-id":          m.DeviceID,
 			"iothub-connection-auth-generation-id": m.GenerationID,
 			"iothub-connection-auth-method":        m.AuthMethod,
+			"iothub-enqueuedtime":                  enqueuedTime(at),
 			"iothub-message-source":                eventlog.SourceTelemetry,
 		},
 	}
@@ -157,10 +238,30 @@ func setProperty(e *eventlog.Event, k, v string) {
 
 // Change routes a committed registry change: a twin change or a device
 // lifecycle notification. It returns once the event is on disk, so a change
-// is acknowledged only after its notification is stored.
+// is acknowledged only after its notification is stored; a change whose
+// source is not routed returns at once.
 func (r *Router) Change(n registry.Notification) error {
+	if !r.routes(n.Source) {
+		return nil
+	}
 	_, err := r.events.Append(r.notification(n.DeviceID, n.Source, n.Schema, n.OpType, n.Body, n.Time))
 	return err
+}
+
+// routes reports whether events of an iothub-message-source are routed.
+func (r *Router) routes(messageSource string) bool {
+	var s Sources
+	switch messageSource {
+	case eventlog.SourceTelemetry:
+		s = DeviceMessages
+	case eventlog.SourceTwinChange:
+		s = TwinChangeEvents
+	case eventlog.SourceLifecycle:
+		s = DeviceLifecycleEvents
+	case eventlog.SourceConnectionState:
+		s = DeviceConnectionStateEvents
+	}
+	return r.sources&s != 0
 }
 
 // ConnectionState routes a deviceConnected or deviceDisconnected
@@ -170,6 +271,9 @@ func (r *Router) Change(n registry.Notification) error {
 // queued for the disk (eventlog.Enqueue): callers hold the gateway's device
 // lock, which must not wait for an fsync.
 func (r *Router) ConnectionState(deviceID string, connected bool) error {
+	if r.sources&DeviceConnectionStateEvents == 0 {
+		return nil
+	}
 	opType := "deviceDisconnected"
 	if connected {
 		opType = "deviceConnected"
@@ -180,10 +284,13 @@ func (r *Router) ConnectionState(deviceID string, connected bool) error {
 	return err
 }
 
-// notification is the shape every notification shares (reference §4):
-// JSON in UTF-8, a fresh correlation-id, the hub name as user-id, and the
+// notification is the shape every notification shares (reference §4, and
+// the captures in Microsoft's iot-hub-non-telemetry-event-schema page):
+// JSON in UTF-8, a fresh correlation-id, the hub name as user-id, the
 // application properties hubName, deviceId, operationTimestamp,
-// iothub-message-schema and opType.
+// iothub-message-schema and opType, and the annotations
+// iothub-connection-device-id, iothub-enqueuedtime (a timestamp: when the
+// hub sent the notification) and iothub-message-source.
 func (r *Router) notification(deviceID, source, schema, opType string, body []byte, at time.Time) eventlog.Event {
 	return eventlog.Event{
 		DeviceID:        deviceID,
@@ -201,9 +308,15 @@ func (r *Router) notification(deviceID, source, schema, opType string, body []by
 		},
 		Annotations: map[string]any{
 			"iothub-connection-device-id": deviceID,
+			"iothub-enqueuedtime":         enqueuedTime(r.now()),
 			"iothub-message-source":       source,
 		},
 	}
+}
+
+// enqueuedTime is t as an AMQP timestamp holds it: UTC milliseconds.
+func enqueuedTime(t time.Time) time.Time {
+	return t.UTC().Truncate(time.Millisecond)
 }
 
 // sequence makes connection-state sequence numbers: 64 hex digits that

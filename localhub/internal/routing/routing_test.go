@@ -66,6 +66,8 @@ func TestChangeIsANotification(t *testing.T) {
 	}, e.Properties)
 	require.Equal(t, "d1", e.Annotations["iothub-connection-device-id"])
 	require.Equal(t, "twinChangeEvents", e.Annotations["iothub-message-source"])
+	require.Equal(t, r.now().UTC().Truncate(time.Millisecond), e.Annotations["iothub-enqueuedtime"], "a timestamp, in ms")
+	require.Len(t, e.Annotations, 3, "the annotations of Microsoft's captures, no more")
 }
 
 var sequenceNumber = regexp.MustCompile(`^\{"sequenceNumber":"([0-9A-F]{64})"\}$`)
@@ -91,6 +93,7 @@ func TestConnectionStateSequenceIncreases(t *testing.T) {
 }
 
 func TestTelemetryEvent(t *testing.T) {
+	at := time.Date(2024, 5, 1, 12, 0, 0, 123456789, time.FixedZone("CEST", 2*3600))
 	e := telemetryEvent(Telemetry{
 		DeviceID: "d1", GenerationID: "g1", AuthMethod: `{"scope":"device"}`, ModelID: "dtmi:x;1",
 		Properties: []Property{
@@ -99,7 +102,7 @@ func TestTelemetryEvent(t *testing.T) {
 			{Key: "$.sub", Value: "comp"}, {Key: "$.exp", Value: "dropped"}, {Key: "level", Value: "hi"},
 		},
 		Body: []byte("b"), Retain: true, Will: true,
-	})
+	}, at)
 	require.Equal(t, eventlog.Event{
 		DeviceID: "d1", Body: []byte("b"), MessageID: "m", CorrelationID: "c",
 		ContentType: "application/json", ContentEncoding: "utf-8", UserID: []byte("u"),
@@ -109,9 +112,46 @@ func TestTelemetryEvent(t *testing.T) {
 			"iothub-connection-auth-generation-id": "g1",
 			"iothub-connection-auth-method":        `{"scope":"device"}`,
 			"iothub-message-source":                "Telemetry",
+			"iothub-enqueuedtime":                  time.Date(2024, 5, 1, 10, 0, 0, 123000000, time.UTC),
 			"dt-dataschema":                        "dtmi:x;1",
 			"iothub-creation-time-utc":             "t",
 			"dt-subject":                           "comp",
 		},
 	}, e)
+}
+
+func TestSourcesRouteOnlyWhatIsConfigured(t *testing.T) {
+	events, err := eventlog.Open(eventlog.Options{Dir: t.TempDir(), Partitions: 1})
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, events.Close()) })
+	r := New(Options{Hostname: "myhub.azure-devices.net", Events: events, Sources: TwinChangeEvents | DeviceMessages})
+
+	require.NoError(t, r.Change(registry.Notification{DeviceID: "d1", Source: registry.SourceDeviceLifecycleEvents, Schema: "deviceLifecycleNotification", OpType: "createDeviceIdentity", Body: []byte(`{}`)}))
+	require.NoError(t, r.ConnectionState("d1", true))
+	require.NoError(t, r.Change(registry.Notification{DeviceID: "d1", Source: registry.SourceTwinChangeEvents, Schema: registry.SchemaTwinChange, OpType: registry.OpUpdateTwin, Body: []byte(`{"version":2}`)}))
+	require.NoError(t, r.Telemetry(Telemetry{DeviceID: "d1", Body: []byte("t")}))
+
+	got := read(t, events, 2)
+	require.Equal(t, "twinChangeEvents", got[0].Annotations["iothub-message-source"], "lifecycle and connection-state events are not routed")
+	require.Equal(t, "Telemetry", got[1].Annotations["iothub-message-source"])
+	info, err := events.Info(0)
+	require.NoError(t, err)
+	require.Equal(t, int64(1), info.LastSequenceNumber, "nothing else was stored")
+
+	all := New(Options{Hostname: "h", Events: events})
+	require.Equal(t, AllSources, all.Sources(), "zero Sources routes everything")
+}
+
+func TestParseSources(t *testing.T) {
+	s, err := ParseSources(" twinchangeevents, DeviceMessages ")
+	require.NoError(t, err)
+	require.Equal(t, TwinChangeEvents|DeviceMessages, s)
+	require.Equal(t, "DeviceMessages,TwinChangeEvents", s.String())
+	all, err := ParseSources(AllSources.String())
+	require.NoError(t, err)
+	require.Equal(t, AllSources, all)
+	for _, bad := range []string{"", " ", "Telemetry", "TwinChangeEvents,,DeviceMessages"} {
+		_, err := ParseSources(bad)
+		require.Error(t, err, "%q", bad)
+	}
 }

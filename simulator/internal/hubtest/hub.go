@@ -138,7 +138,10 @@ func (h *Hub) start(t testing.TB) {
 		t.Fatalf("hub log: %v", err)
 	}
 	defer logf.Close()
-	cmd := exec.Command(h.bin, "serve", "--data-dir", h.dataDir, "--mqtt-addr", h.mqttAddr, "--https-addr", h.httpsAddr, "--log-level", "warn")
+	// The built-in endpoint's AMQP listeners go on random ports, clear of
+	// a hub on their defaults (5671, 5672) and of other tests.
+	cmd := exec.Command(h.bin, "serve", "--data-dir", h.dataDir, "--mqtt-addr", h.mqttAddr, "--https-addr", h.httpsAddr,
+		"--amqp-addr", "127.0.0.1:0", "--amqp-plain-addr", "127.0.0.1:0", "--log-level", "warn")
 	cmd.Stderr = logf
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
