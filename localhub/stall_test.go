@@ -21,9 +21,11 @@ import (
 )
 
 // promptly is how long a service operation may take while a device that
-// stopped reading is connected; far less than anything waiting on that
-// device would take.
-const promptly = time.Second
+// stopped reading is connected: half the smallest response timeout, so an
+// operation that waited on any call to that device fails. Unloaded it takes
+// milliseconds; the margin is for -race on a busy 2-core machine, where the
+// 60 concurrent 120 KB calls of this test alone took a PATCH past 1 s.
+const promptly = 2500 * time.Millisecond
 
 // TestStalledDeviceDoesNotBlockTheService is the scenario of issue 8: a
 // device subscribes to desired properties and methods, then stops reading

@@ -66,12 +66,17 @@ func TestSlowConsumerIsolated(t *testing.T) {
 // TestHeartbeatsKeepGoAMQPAlive: an idle go-amqp connection with short
 // idle timeouts on both sides survives several timeouts' worth of silence.
 func TestHeartbeatsKeepGoAMQPAlive(t *testing.T) {
-	_, addr := startApp(t, func(o *amqp.Options) { o.IdleTimeout = 300 * time.Millisecond })
-	c := dial(t, addr, &goamqp.ConnOptions{SASLType: goamqp.SASLTypeAnonymous(), IdleTimeout: 300 * time.Millisecond})
+	// Three idle timeouts of silence: without heartbeats both sides would
+	// close. The timeout is long enough that scheduling delays under -race
+	// on a busy machine do not count as silence.
+	t.Parallel()
+	const idle = time.Second
+	_, addr := startApp(t, func(o *amqp.Options) { o.IdleTimeout = idle })
+	c := dial(t, addr, &goamqp.ConnOptions{SASLType: goamqp.SASLTypeAnonymous(), IdleTimeout: idle})
 	s := session(t, c)
 	rcv, err := s.NewReceiver(ctx(t), "q/idle", nil)
 	require.NoError(t, err)
-	wait, cancel := context.WithTimeout(context.Background(), time.Second)
+	wait, cancel := context.WithTimeout(context.Background(), 3*idle)
 	defer cancel()
 	_, err = rcv.Receive(wait, nil)
 	require.ErrorIs(t, err, context.DeadlineExceeded, "the connection must survive, not fail")
