@@ -182,12 +182,12 @@ func (e *Engine) Create(spec Spec) (Job, error) {
 	if err != nil {
 		return Job{}, err
 	}
-	now := e.now().UTC()
+	now := e.clock()
 	j := Job{Spec: spec, Status: StatusQueued, CreatedTime: now}
 	if j.StartTime.Before(now) {
 		j.StartTime = now
 	}
-	j.StartTime = j.StartTime.UTC()
+	j.StartTime = j.StartTime.UTC().Truncate(100 * time.Nanosecond)
 	rec, err := encodeJob(j)
 	if err != nil {
 		return Job{}, err
@@ -334,7 +334,7 @@ func (e *Engine) Cancel(id string) (Job, error) {
 	}
 	j := js.job
 	j.Status = StatusCancelled
-	j.EndTime = e.now().UTC()
+	j.EndTime = e.clock()
 	rec, err := encodeJob(j)
 	if err != nil {
 		return Job{}, err
@@ -407,6 +407,11 @@ func (e *Engine) DeviceJobs(fn func(DeviceJob) error) error {
 	}
 	return nil
 }
+
+// clock is the engine's time for stamps: UTC at the 100 ns resolution of
+// IoT Hub's (.NET) timestamps, which .NET clients parse (they take at most
+// seven fractional digits).
+func (e *Engine) clock() time.Time { return e.now().UTC().Truncate(100 * time.Nanosecond) }
 
 // kick wakes the scheduler.
 func (e *Engine) kick() {

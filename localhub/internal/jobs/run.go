@@ -27,7 +27,7 @@ func (e *Engine) start(js *jobState) {
 		e.fail(js, "The query condition could not be evaluated: "+err.Error())
 		return
 	}
-	now := e.now().UTC()
+	now := e.clock()
 	j.Status = StatusRunning
 	j.RunStartTime = now
 	j.Statistics = Statistics{DeviceCount: len(ids), PendingCount: len(ids)}
@@ -68,7 +68,7 @@ func (e *Engine) resume(js *jobState) {
 	j := js.job
 	e.mu.Unlock()
 
-	now := e.now().UTC()
+	now := e.clock()
 	unknownRec, err := encodeDevice(DeviceJob{Status: DeviceFailed, LastUpdatedTime: now, Error: &DeviceError{
 		Code:        ErrorOutcomeUnknown,
 		Description: "The hub stopped while the device's operation was in progress; the device may have received it, so the job does not repeat it.",
@@ -190,12 +190,12 @@ feed:
 		reason = fmt.Sprintf("The job did not finish within its maxExecutionTimeInSeconds (%d): %d devices were not processed.",
 			int64(j.MaxExecutionTime/time.Second), expired)
 	}
-	e.end(js, e.now().UTC(), reason)
+	e.end(js, e.clock(), reason)
 }
 
 // expire records devices the job had no time for as failed.
 func (e *Engine) expire(js *jobState, j Job, ids []string) {
-	rec, err := encodeDevice(DeviceJob{Status: DeviceFailed, LastUpdatedTime: e.now().UTC(), Error: &DeviceError{
+	rec, err := encodeDevice(DeviceJob{Status: DeviceFailed, LastUpdatedTime: e.clock(), Error: &DeviceError{
 		Code:        ErrorJobExpired,
 		Description: "The job's maxExecutionTimeInSeconds passed before the device's turn; it was not called.",
 	}})
@@ -228,7 +228,7 @@ func (e *Engine) admit(ctx context.Context) bool {
 // its outcome. An operation abandoned because the engine is closing leaves
 // the intent as the last record: an unknown outcome on the next start.
 func (e *Engine) runDevice(js *jobState, j Job, id string) {
-	if err := e.putDevice(j.ID, id, DeviceJob{Status: DeviceRunning, LastUpdatedTime: e.now().UTC()}); err != nil {
+	if err := e.putDevice(j.ID, id, DeviceJob{Status: DeviceRunning, LastUpdatedTime: e.clock()}); err != nil {
 		// Without a durable intent the device cannot be called safely.
 		e.logger.Error("device job intent not recorded; device not called", "jobId", j.ID, "deviceId", id, "err", err)
 		e.count(js, func(s *Statistics) { s.PendingCount--; s.FailedCount++ })
@@ -249,7 +249,7 @@ func (e *Engine) runDevice(js *jobState, j Job, id string) {
 	if !ok {
 		return
 	}
-	d.LastUpdatedTime = e.now().UTC()
+	d.LastUpdatedTime = e.clock()
 	if err := e.putDevice(j.ID, id, d); err != nil {
 		e.logger.Error("device job outcome not recorded", "jobId", j.ID, "deviceId", id, "err", err)
 	}
@@ -330,7 +330,7 @@ func (e *Engine) count(js *jobState, f func(*Statistics)) {
 
 // fail ends a job that could not run.
 func (e *Engine) fail(js *jobState, reason string) {
-	e.end(js, e.now().UTC(), reason)
+	e.end(js, e.clock(), reason)
 }
 
 // end records a job's last status (failed when reason is set) and frees

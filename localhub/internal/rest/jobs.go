@@ -275,7 +275,9 @@ func parseMaxExecutionTime(raw json.RawMessage) (time.Duration, *hubError) {
 	var n json.Number
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
-	if isNull(raw) || dec.Decode(&n) != nil {
+	// json.Number would also take a numeric string ("60"); the wire type
+	// is a number.
+	if isNull(raw) || bytes.TrimSpace(raw)[0] == '"' || dec.Decode(&n) != nil {
 		return 0, errFormat("maxExecutionTimeInSeconds must be a number of seconds.")
 	}
 	f, err := n.Float64()
