@@ -283,9 +283,10 @@ func TestRunningJobCannotBeCancelled(t *testing.T) {
 // job's maximum execution time are not called; they fail, and so does the
 // job. A call in flight at the deadline runs to its own end.
 func TestJobFailsWhenItsTimeRunsOut(t *testing.T) {
-	// One device operation per second: after the first device, every turn
-	// comes after the one-second maximum execution time.
-	hub := localhubtest.New(t, &localhub.Options{Quotas: localhub.Quotas{JobDeviceOperations: 1}})
+	// One device operation every two seconds: after the first device,
+	// every turn comes after the two-second maximum execution time (which
+	// leaves the first device two seconds to be called on a loaded machine).
+	hub := localhubtest.New(t, &localhub.Options{Quotas: localhub.Quotas{JobDeviceOperations: 0.5}})
 	api := newJobAPI(t, hub)
 	release := make(chan struct{})
 	called := make(chan string, 3)
@@ -297,7 +298,7 @@ func TestJobFailsWhenItsTimeRunsOut(t *testing.T) {
 		})
 	}
 
-	r := api.put("short", methodJob("short", "STARTSWITH(deviceId, 'a')", `,"maxExecutionTimeInSeconds":1`, ""))
+	r := api.put("short", methodJob("short", "STARTSWITH(deviceId, 'a')", `,"maxExecutionTimeInSeconds":2`, ""))
 	require.Equal(t, http.StatusOK, r.status, r.body)
 	var first string
 	select {
