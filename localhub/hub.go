@@ -26,6 +26,7 @@ import (
 
 	"github.com/iothub-reboot/devmgmt/localhub/internal/eventhubs"
 	"github.com/iothub-reboot/devmgmt/localhub/internal/eventlog"
+	"github.com/iothub-reboot/devmgmt/localhub/internal/jobs"
 	"github.com/iothub-reboot/devmgmt/localhub/internal/mqttgw"
 	"github.com/iothub-reboot/devmgmt/localhub/internal/registry"
 	"github.com/iothub-reboot/devmgmt/localhub/internal/rest"
@@ -129,6 +130,7 @@ type Hub struct {
 	events   *eventlog.Log
 	router   *routing.Router
 	gateway  *mqttgw.Gateway
+	jobs     *jobs.Engine
 	httpSrv  *http.Server
 	httpsURL string
 	mqttAddr string
@@ -211,6 +213,19 @@ func Start(ctx context.Context, opts Options) (_ *Hub, err error) {
 		return nil, fmt.Errorf("localhub: MQTT gateway: %w", err)
 	}
 
+	// Jobs call devices through the gateway, as direct calls do; running
+	// jobs resume here after a restart.
+	if h.jobs, err = jobs.Start(jobs.Options{
+		Store:                     h.store,
+		Devices:                   h.gateway,
+		SelectDevices:             rest.SelectDevices(h.store),
+		Logger:                    h.logger.With("component", "jobs"),
+		MaxActiveJobs:             opts.Quotas.ConcurrentJobs,
+		DeviceOperationsPerSecond: opts.Quotas.JobDeviceOperations,
+	}); err != nil {
+		return nil, fmt.Errorf("localhub: jobs: %w", err)
+	}
+
 	httpsLn, err := listen(ctx, opts.HTTPSAddr, h.tls.ServerTLSConfig())
 	if err != nil {
 		return nil, fmt.Errorf("localhub: HTTPS listener: %w", err)
@@ -222,6 +237,7 @@ func Start(ctx context.Context, opts Options) (_ *Hub, err error) {
 		Hostname:    h.hostname,
 		Registry:    h.store,
 		Devices:     h.gateway,
+		Jobs:        h.jobs,
 		BearerToken: opts.BearerToken,
 		Quotas:      opts.Quotas,
 		Logger:      h.logger.With("component", "rest"),
@@ -371,6 +387,11 @@ func (h *Hub) Close() error {
 				errs = append(errs, h.httpSrv.Close())
 			}
 			cancel()
+		}
+		// Jobs stop before the gateway, so that no call in flight is
+		// recorded as failed by the gateway's closing.
+		if h.jobs != nil {
+			errs = append(errs, h.jobs.Close())
 		}
 		if h.gateway != nil {
 			errs = append(errs, h.gateway.Close())

@@ -118,3 +118,49 @@ func roundTrip(t *testing.T, v any, fresh func() any) {
 	require.NoError(t, err)
 	require.JSONEq(t, string(encoded), string(reencoded))
 }
+
+// The hub's JobResponse and a devices.jobs item, as the local hub sends
+// them and with the docs' zone-less times.
+const (
+	jobSeed = `{"jobId":"j1","queryCondition":"*","createdTime":"2024-05-06T07:08:09.1234567Z","startTime":"2024-05-06T08:08:09Z",` +
+		`"endTime":"9999-12-31T23:59:59.9999999Z","maxExecutionTimeInSeconds":600,"type":"scheduleDeviceMethod",` +
+		`"cloudToDeviceMethod":{"methodName":"reboot","payload":{"delay":5},"responseTimeoutInSeconds":10,"connectTimeoutInSeconds":20},` +
+		`"status":"scheduled","deviceJobStatistics":{"deviceCount":0,"failedCount":0,"succeededCount":0,"runningCount":0,"pendingCount":0}}`
+	deviceJobSeed = `{"deviceId":"myDeviceId","jobId":"myJobId","jobType":"scheduleUpdateTwin","status":"completed",` +
+		`"startTimeUtc":"2016-09-29T18:18:52.7418462","endTimeUtc":"2016-09-29T18:20:52.7418462","createdDateTimeUtc":"2016-09-29T18:18:56.7787107Z",` +
+		`"lastUpdatedDateTimeUtc":"2016-09-29T18:18:56.8894408Z","outcome":{"deviceMethodResponse":null}}`
+)
+
+func TestJobDecode(t *testing.T) {
+	var j Job
+	require.NoError(t, json.Unmarshal([]byte(jobSeed), &j))
+	require.Equal(t, JobStatusScheduled, j.Status)
+	require.Nil(t, j.EndTime, "DateTime.MaxValue is no end")
+	require.Equal(t, 10*time.Minute, j.MaxExecutionTime)
+	require.Equal(t, 20*time.Second, j.Method.ConnectTimeout)
+
+	var d DeviceJob
+	require.NoError(t, json.Unmarshal([]byte(deviceJobSeed), &d))
+	require.Equal(t, time.Date(2016, 9, 29, 18, 18, 52, 741846200, time.UTC), d.StartTime)
+	require.Equal(t, 2*time.Minute, d.EndTime.Sub(d.StartTime))
+	require.Nil(t, d.MethodResponse)
+	require.Nil(t, d.Error)
+}
+
+// FuzzJobJSON: the job and device job decoders take any JSON without
+// panicking, and never report an end that is the hub's "not ended".
+// Seeds: testdata/fuzz/FuzzJobJSON.
+func FuzzJobJSON(f *testing.F) {
+	f.Add([]byte(jobSeed))
+	f.Add([]byte(deviceJobSeed))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var j Job
+		if json.Unmarshal(b, &j) == nil && j.EndTime != nil {
+			require.NotEqual(t, notEndedYear, j.EndTime.Year())
+		}
+		var d DeviceJob
+		if json.Unmarshal(b, &d) == nil && d.MethodResponse != nil {
+			require.NotNil(t, d.MethodResponse.Payload)
+		}
+	})
+}

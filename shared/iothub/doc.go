@@ -1,8 +1,8 @@
 // Package iothub is a client for the Azure IoT Hub service (data-plane)
-// REST API: direct methods, device twins, twin queries and the identity
-// registry. It is built on azcore and follows the Azure SDK for Go client
-// shape, so retries, logging, tracing and transports are configured through
-// azcore.ClientOptions.
+// REST API: direct methods, device twins, twin queries, scheduled jobs and
+// the identity registry. It is built on azcore and follows the Azure SDK
+// for Go client shape, so retries, logging, tracing and transports are
+// configured through azcore.ClientOptions.
 //
 // The client talks to the real IoT Hub and to the local hub (package
 // localhub) alike: set ClientOptions.Endpoint to the local hub's HTTPS URL and

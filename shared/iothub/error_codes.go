@@ -22,6 +22,12 @@ const (
 	ArgumentInvalid ErrorCode = "ArgumentInvalid"
 	// ArgumentNull (400005): a required argument is missing.
 	ArgumentNull ErrorCode = "ArgumentNull"
+	// IotHubFormatError (400006): the request body is not the JSON shape
+	// expected (e.g. a job's startTime that is not an ISO 8601 time).
+	IotHubFormatError ErrorCode = "IotHubFormatError"
+	// GenericBadRequest: a request the hub cannot read at all, e.g. a job
+	// whose type is not a job type.
+	GenericBadRequest ErrorCode = "GenericBadRequest"
 	// IotHubUnauthorizedAccess (401002): the credential lacks the permission
 	// the operation needs.
 	IotHubUnauthorizedAccess ErrorCode = "IotHubUnauthorizedAccess"
@@ -36,17 +42,28 @@ const (
 	DeviceNotFound ErrorCode = "DeviceNotFound"
 	// ModuleNotFound (404010): no module with that id is registered.
 	ModuleNotFound ErrorCode = "ModuleNotFound"
+	// JobNotFound (404002): no job with that id (or it is past the hub's
+	// 30-day job history).
+	JobNotFound ErrorCode = "JobNotFound"
 	// DeviceNotOnline (404103): the device is not connected, or has not
 	// subscribed to direct methods, within the connect timeout.
 	DeviceNotOnline ErrorCode = "DeviceNotOnline"
 	// DeviceAlreadyExists (409001): the device id is taken.
 	DeviceAlreadyExists ErrorCode = "DeviceAlreadyExists"
+	// OperationNotAllowedInCurrentState (405): e.g. cancelling a job that
+	// already runs or has ended.
+	OperationNotAllowedInCurrentState ErrorCode = "OperationNotAllowedInCurrentState"
+	// JobAlreadyExists (409): a job with that id exists.
+	JobAlreadyExists ErrorCode = "JobAlreadyExists"
 	// PreconditionFailed (412001): the If-Match etag is stale.
 	PreconditionFailed ErrorCode = "PreconditionFailed"
 	// MessageTooLarge (413001): a payload exceeds the hub's size limit.
 	MessageTooLarge ErrorCode = "MessageTooLarge"
 	// ThrottlingException (429001): the hub is throttling the caller.
 	ThrottlingException ErrorCode = "ThrottlingException"
+	// ThrottlingMaxActiveJobCountExceeded (429004): the hub has as many
+	// active jobs as its tier allows (one on Free and S1).
+	ThrottlingMaxActiveJobCountExceeded ErrorCode = "ThrottlingMaxActiveJobCountExceeded"
 	// ServerError (500001): an internal hub error.
 	ServerError ErrorCode = "ServerError"
 	// ServiceUnavailable (503001): the hub is temporarily unavailable.

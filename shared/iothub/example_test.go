@@ -70,3 +70,73 @@ func ExampleClient_InvokeMethod() {
 	// 200 "Reboot started"
 	// 404 DeviceNotOnline
 }
+
+// This example reboots every device of a site with a scheduled job and
+// reads each device's outcome. Against Azure, the policy needs the
+// registry rights for the job and ServiceConnect for the devices.jobs
+// query (iothubowner has both).
+func ExampleClient_ScheduleDeviceMethod() {
+	ctx := context.Background()
+	hub, err := localhub.Start(ctx, localhub.Options{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer hub.Close()
+	for _, id := range []string{"plant7-a", "plant7-b"} {
+		cs, err := hub.CreateDevice(id)
+		if err != nil {
+			log.Fatal(err)
+		}
+		device, err := localhubtest.StartDevice(hub, cs, localhubtest.Reply(200, `"Reboot started"`))
+		if err != nil {
+			log.Fatal(err)
+		}
+		defer device.Close()
+	}
+	connStr, err := hub.ServiceConnectionString("iothubowner")
+	if err != nil {
+		log.Fatal(err)
+	}
+	client, err := iothub.NewClientFromConnectionString(connStr, &iothub.ClientOptions{
+		Endpoint:      hub.HTTPSURL(),
+		ClientOptions: azcore.ClientOptions{Transport: hub.HTTPClient()},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	// Safe to send again with the same id: an existing identical job is
+	// returned (Existing), never created twice.
+	job, err := client.ScheduleDeviceMethod(ctx, "reboot-plant7-wave1", "STARTSWITH(deviceId, 'plant7-')",
+		iothub.MethodRequest{MethodName: "reboot", ResponseTimeout: 30 * time.Second}, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(job.JobID, job.Status)
+
+	for !job.Status.Finished() {
+		time.Sleep(100 * time.Millisecond)
+		got, err := client.GetJob(ctx, job.JobID, nil)
+		if err != nil {
+			log.Fatal(err)
+		}
+		job.Job = got.Job
+	}
+	fmt.Println(job.Status, job.Statistics.SucceededCount, "of", job.Statistics.DeviceCount)
+
+	pager := client.NewDeviceJobsPager("SELECT * FROM devices.jobs WHERE devices.jobs.jobId = 'reboot-plant7-wave1'", nil)
+	for pager.More() {
+		page, err := pager.NextPage(ctx)
+		if err != nil {
+			log.Fatal(err)
+		}
+		for _, d := range page.DeviceJobs {
+			fmt.Println(d.DeviceID, d.Status, d.MethodResponse.Status, string(d.MethodResponse.Payload))
+		}
+	}
+	// Output:
+	// reboot-plant7-wave1 queued
+	// completed 2 of 2
+	// plant7-a completed 200 "Reboot started"
+	// plant7-b completed 200 "Reboot started"
+}

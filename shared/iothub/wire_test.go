@@ -178,6 +178,45 @@ func TestRequestWireFormat(t *testing.T) {
 			wantHeader: map[string]string{"x-ms-max-item-count": "2", "x-ms-continuation": ""},
 			wantBody:   `{"query":"SELECT * FROM devices"}`,
 		},
+		{
+			name:    "schedule device method with defaults",
+			respond: cannedResponse{status: 200, body: `{"jobId":"j1","type":"scheduleDeviceMethod","status":"queued"}`},
+			call: func(ctx context.Context, c *Client) error {
+				_, err := c.ScheduleDeviceMethod(ctx, "j1", "tags.site = 'a'", MethodRequest{MethodName: "reboot"}, nil)
+				return err
+			},
+			wantMethod: "PUT",
+			wantPath:   "/jobs/v2/j1",
+			wantBody: `{"jobId":"j1","type":"scheduleDeviceMethod","queryCondition":"tags.site = 'a'","maxExecutionTimeInSeconds":3600,` +
+				`"cloudToDeviceMethod":{"methodName":"reboot","payload":null,"responseTimeoutInSeconds":30,"connectTimeoutInSeconds":0}}`,
+		},
+		{
+			name:    "schedule twin update at a time",
+			respond: cannedResponse{status: 200, body: `{"jobId":"j2","type":"scheduleUpdateTwin","status":"queued"}`},
+			call: func(ctx context.Context, c *Client) error {
+				_, err := c.ScheduleTwinUpdate(ctx, "j2", "*", TwinPatch{Tags: map[string]any{"wave": 2}, Desired: map[string]any{"fw": "2"}},
+					&ScheduleTwinUpdateOptions{StartTime: time.Date(2030, 1, 2, 4, 4, 5, 0, time.FixedZone("", 3600)), MaxExecutionTime: 90500 * time.Millisecond})
+				return err
+			},
+			wantMethod: "PUT",
+			wantPath:   "/jobs/v2/j2",
+			wantBody: `{"jobId":"j2","type":"scheduleUpdateTwin","queryCondition":"*","startTime":"2030-01-02T03:04:05Z","maxExecutionTimeInSeconds":91,` +
+				`"updateTwin":{"etag":"*","tags":{"wave":2},"properties":{"desired":{"fw":"2"}}}}`,
+		},
+		{
+			name:       "get job",
+			respond:    cannedResponse{status: 200, body: `{"jobId":"j1","type":"scheduleDeviceMethod","status":"running"}`},
+			call:       func(ctx context.Context, c *Client) error { _, err := c.GetJob(ctx, "j1", nil); return err },
+			wantMethod: "GET",
+			wantPath:   "/jobs/v2/j1",
+		},
+		{
+			name:       "cancel job",
+			respond:    cannedResponse{status: 200, body: `{"jobId":"j1","type":"scheduleDeviceMethod","status":"cancelled"}`},
+			call:       func(ctx context.Context, c *Client) error { _, err := c.CancelJob(ctx, "j1", nil); return err },
+			wantMethod: "POST",
+			wantPath:   "/jobs/v2/j1/cancel",
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -308,6 +347,33 @@ func TestClientSideValidation(t *testing.T) {
 		{"create device ..", func() error { _, err := c.CreateDevice(ctx, "..", nil); return err }, "cannot be sent"},
 		{"get device .", func() error { _, err := c.GetDevice(ctx, ".", nil); return err }, "cannot be sent"},
 		{"delete device ..", func() error { _, err := c.DeleteDevice(ctx, "..", nil); return err }, "cannot be sent"},
+		{"schedule with a bad job id", func() error {
+			_, err := c.ScheduleDeviceMethod(ctx, "wave_1", "*", MethodRequest{MethodName: "reboot"}, nil)
+			return err
+		}, "job id contains '_'"},
+		{"schedule a long job id", func() error {
+			_, err := c.ScheduleTwinUpdate(ctx, strings.Repeat("j", 65), "*", TwinPatch{Tags: map[string]any{"a": 1}}, nil)
+			return err
+		}, "maximum is 64"},
+		{"schedule without a condition", func() error {
+			_, err := c.ScheduleDeviceMethod(ctx, "j1", " ", MethodRequest{MethodName: "reboot"}, nil)
+			return err
+		}, `use "*" for every device`},
+		{"schedule without a method", func() error {
+			_, err := c.ScheduleDeviceMethod(ctx, "j1", "*", MethodRequest{}, nil)
+			return err
+		}, "MethodName is empty"},
+		{"schedule an empty patch", func() error {
+			_, err := c.ScheduleTwinUpdate(ctx, "j1", "*", TwinPatch{}, nil)
+			return err
+		}, "neither tags nor desired"},
+		{"schedule an invalid payload", func() error {
+			_, err := c.ScheduleDeviceMethod(ctx, "j1", "*", MethodRequest{MethodName: "m", Payload: json.RawMessage(`{`)}, nil)
+			return err
+		}, "payload valid JSON"},
+		{"get job without id", func() error { _, err := c.GetJob(ctx, "", nil); return err }, "job id is empty"},
+		{"cancel job without id", func() error { _, err := c.CancelJob(ctx, "", nil); return err }, "job id is empty"},
+		{"get job ..", func() error { _, err := c.GetJob(ctx, "..", nil); return err }, "cannot be sent"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -446,3 +512,57 @@ func TestPipelineAllowsAPIVersionOverride(t *testing.T) {
 }
 
 var _ policy.Transporter = (*recorder)(nil)
+
+func TestListJobsWireFormat(t *testing.T) {
+	c, rec := newRecordedClient(t,
+		cannedResponse{status: 200, header: map[string]string{"x-ms-continuation": "t1", "x-ms-item-type": "JobResponse"}, body: `[{"jobId":"a","type":"scheduleDeviceMethod","status":"completed"}]`},
+		cannedResponse{status: 200, body: `[{"jobId":"b","type":"scheduleDeviceMethod","status":"completed"}]`},
+	)
+	pager := c.NewListJobsPager(&ListJobsOptions{Type: JobTypeScheduleDeviceMethod, Status: JobStatusCompleted, PageSize: 1})
+	var ids []string
+	for pager.More() {
+		page, err := pager.NextPage(t.Context())
+		require.NoError(t, err)
+		for _, j := range page.Jobs {
+			ids = append(ids, j.JobID)
+		}
+	}
+	require.Equal(t, []string{"a", "b"}, ids)
+	reqs := rec.recorded()
+	require.Len(t, reqs, 2)
+	for i, r := range reqs {
+		require.Equal(t, "GET", r.Method)
+		require.Equal(t, "/jobs/v2/query", r.Path)
+		q, err := url.ParseQuery(r.Query)
+		require.NoError(t, err)
+		require.Equal(t, url.Values{"api-version": {"2021-04-12"}, "jobType": {"scheduleDeviceMethod"}, "jobStatus": {"completed"}}, q)
+		require.Equal(t, "1", r.Header.Get("x-ms-max-item-count"))
+		require.Equal(t, []string{"", "t1"}[i], r.Header.Get("x-ms-continuation"))
+	}
+}
+
+// IoT Hub may count an accepted job against the active-job limit before
+// it answers a retry of the same creation: a 429
+// ThrottlingMaxActiveJobCountExceeded is checked against the job read back.
+func TestScheduleRecognisesItsOwnJobBehind429(t *testing.T) {
+	existing := `{"jobId":"w1","type":"scheduleDeviceMethod","status":"scheduled","queryCondition":"*",` +
+		`"maxExecutionTimeInSeconds":3600,"createdTime":"2030-01-01T00:00:00Z","startTime":"2030-01-01T01:00:00Z","endTime":"9999-12-31T23:59:59.9999999Z",` +
+		`"cloudToDeviceMethod":{"methodName":"reboot","payload":null,"responseTimeoutInSeconds":30,"connectTimeoutInSeconds":0}}`
+	throttled := cannedResponse{status: 429, header: map[string]string{"iothub-errorcode": "ThrottlingMaxActiveJobCountExceeded"},
+		body: `{"Message":"ErrorCode:ThrottlingMaxActiveJobCountExceeded;429","ExceptionMessage":""}`}
+	c, rec := newRecordedClient(t, throttled, throttled, throttled, throttled, cannedResponse{status: 200, body: existing})
+	resp, err := c.ScheduleDeviceMethod(t.Context(), "w1", "*", MethodRequest{MethodName: "reboot"}, nil)
+	require.NoError(t, err)
+	require.True(t, resp.Existing)
+	require.Equal(t, JobStatusScheduled, resp.Status)
+	require.Nil(t, resp.EndTime, "9999-12-31 means not ended")
+	reqs := rec.recorded()
+	require.Equal(t, "GET", reqs[len(reqs)-1].Method)
+
+	// A different job behind the 429 leaves the 429.
+	c, _ = newRecordedClient(t, throttled, throttled, throttled, throttled, cannedResponse{status: 200, body: existing})
+	_, err = c.ScheduleDeviceMethod(t.Context(), "w1", "*", MethodRequest{MethodName: "shutdown"}, nil)
+	var respErr *azcore.ResponseError
+	require.ErrorAs(t, err, &respErr)
+	require.Equal(t, "ThrottlingMaxActiveJobCountExceeded", respErr.ErrorCode)
+}

@@ -118,11 +118,23 @@ func canonicalField(name string) string {
 }
 
 // jobFields are the top-level properties of a devices.jobs item
-// (iot-hub-devguide-query-language, "Queries for IoT Hub jobs"); the docs'
-// own example also filters on createdTimeUtc.
+// (iot-hub-devguide-query-language, "Queries for IoT Hub jobs"; "error" from
+// azure-iot-sdk-csharp DeviceJob); the docs' own example also filters on
+// createdTimeUtc, which no item has.
 var jobFields = [...]string{
 	"deviceId", "jobId", "jobType", "status", "startTimeUtc", "endTimeUtc",
-	"createdDateTimeUtc", "lastUpdatedDateTimeUtc", "createdTimeUtc", "outcome",
+	"createdDateTimeUtc", "lastUpdatedDateTimeUtc", "createdTimeUtc", "outcome", "error",
+}
+
+// canonicalJobField spells a devices.jobs property as items carry it; like
+// twin fields, job fields are matched case-insensitively.
+func canonicalJobField(name string) string {
+	for _, f := range jobFields {
+		if strings.EqualFold(f, name) {
+			return f
+		}
+	}
+	return name
 }
 
 // isTwinOnlyField reports whether name is a twin field no job item has, so

@@ -6,7 +6,7 @@ import (
 )
 
 // ErrUnsupportedCollection is returned by Run for collections the local hub
-// can parse but not evaluate (devices.modules, devices.jobs).
+// can parse but not evaluate (devices.modules).
 var ErrUnsupportedCollection = errors.New("collection not supported by the local hub")
 
 // SyntaxError reports a query the hub rejects before running it.

@@ -341,6 +341,10 @@ func (p *parser) parsePath() (path, error) {
 	if p.jobConditions && (qualifier == CollectionDevices || qualifier == CollectionModules || isTwinOnlyField(segs[0])) {
 		return nil, p.errAt(start, "queries on devices.jobs can filter on job properties only (devices.jobs.<property>), not on the device twin")
 	}
-	segs[0] = canonicalField(segs[0])
+	if p.jobConditions {
+		segs[0] = canonicalJobField(segs[0])
+	} else {
+		segs[0] = canonicalField(segs[0])
+	}
 	return segs, nil
 }

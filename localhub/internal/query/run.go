@@ -5,13 +5,15 @@ import (
 	"fmt"
 )
 
-// Run evaluates the query over twin documents (each the JSON object of a
-// twin as GET /twins/{id} returns it) and returns the result items in order.
+// Run evaluates the query over its collection's documents (for devices,
+// each the JSON object of a twin as GET /twins/{id} returns it; for
+// devices.jobs, each a device's part in a job as the service API returns
+// it) and returns the result items in order.
 // Documents are visited in the order given; grouped results come out in the
 // order each group is first seen. Run does not modify docs; SELECT * items
 // are the given documents themselves.
 func (q *Query) Run(docs []map[string]any) (Result, error) {
-	if q.from != CollectionDevices {
+	if q.from == CollectionModules {
 		return Result{}, fmt.Errorf("query FROM %s: %w", q.from, ErrUnsupportedCollection)
 	}
 	res := Result{Items: []any{}, ItemType: q.ItemType()}

@@ -146,12 +146,46 @@ func TestRunProjectionsAndAggregates(t *testing.T) {
 }
 
 func TestRunUnsupportedCollections(t *testing.T) {
-	for _, text := range []string{"SELECT * FROM devices.modules", "SELECT * FROM devices.jobs"} {
-		t.Run(text, func(t *testing.T) {
-			q, err := Parse(text)
+	q, err := Parse("SELECT * FROM devices.modules")
+	require.NoError(t, err)
+	_, err = q.Run(fixtureTwins(t))
+	require.ErrorIs(t, err, ErrUnsupportedCollection)
+}
+
+// devices.jobs documents are device job items; conditions name job
+// properties, bare or qualified, in any case.
+func TestRunDeviceJobs(t *testing.T) {
+	docs := []map[string]any{
+		{"deviceId": "a", "jobId": "j1", "jobType": "scheduleDeviceMethod", "status": "completed",
+			"outcome": map[string]any{"deviceMethodResponse": map[string]any{"status": float64(200), "payload": nil}}},
+		{"deviceId": "b", "jobId": "j1", "jobType": "scheduleDeviceMethod", "status": "failed",
+			"outcome": map[string]any{"deviceMethodResponse": nil},
+			"error":   map[string]any{"code": "DeviceNotOnline", "description": "Timed out waiting for device to connect."}},
+		{"deviceId": "a", "jobId": "j2", "jobType": "scheduleUpdateTwin", "status": "completed",
+			"outcome": map[string]any{"deviceMethodResponse": nil}},
+	}
+	for _, tt := range []struct {
+		where string
+		want  []int
+	}{
+		{"devices.jobs.jobId = 'j1'", []int{0, 1}},
+		{"JobId = 'j1' AND devices.jobs.Status = 'failed'", []int{1}},
+		{"devices.jobs.deviceId = 'a' AND devices.jobs.jobType = 'scheduleUpdateTwin'", []int{2}},
+		{"outcome.deviceMethodResponse.status = 200", []int{0}},
+		{"error.code = 'DeviceNotOnline'", []int{1}},
+		{"IS_DEFINED(devices.jobs.error)", []int{1}},
+	} {
+		t.Run(tt.where, func(t *testing.T) {
+			q, err := Parse("SELECT * FROM devices.jobs WHERE " + tt.where)
 			require.NoError(t, err)
-			_, err = q.Run(fixtureTwins(t))
-			require.ErrorIs(t, err, ErrUnsupportedCollection)
+			res, err := q.Run(docs)
+			require.NoError(t, err)
+			require.Equal(t, ItemTypeDeviceJob, res.ItemType)
+			want := []any{}
+			for _, i := range tt.want {
+				want = append(want, docs[i])
+			}
+			require.Equal(t, want, res.Items)
 		})
 	}
 }

@@ -12,6 +12,8 @@ var (
 	ErrDeviceNotFound     = errors.New("device not found")
 	ErrDeviceExists       = errors.New("device already exists")
 	ErrPreconditionFailed = errors.New("precondition failed")
+	ErrJobNotFound        = errors.New("job not found")
+	ErrJobExists          = errors.New("job already exists")
 	// ErrInUse: another process holds the registry file. Open fails with
 	// it at once rather than waiting for the lock.
 	ErrInUse = errors.New("in use by another process: another local hub (or make run) is serving this data dir; stop it or use another data dir")

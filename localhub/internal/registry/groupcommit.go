@@ -137,5 +137,6 @@ func setAll(group []*pendingWrite, err error) {
 func cleanError(err error) bool {
 	var invalid *InvalidError
 	return errors.Is(err, ErrDeviceNotFound) || errors.Is(err, ErrDeviceExists) ||
-		errors.Is(err, ErrPreconditionFailed) || errors.As(err, &invalid)
+		errors.Is(err, ErrPreconditionFailed) || errors.Is(err, ErrJobExists) ||
+		errors.Is(err, ErrJobNotFound) || errors.As(err, &invalid)
 }

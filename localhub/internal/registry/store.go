@@ -66,6 +66,9 @@ var (
 	bucketPolicies = []byte("policies")
 	bucketDevices  = []byte("devices")
 	bucketTwins    = []byte("twins")
+	// bucketJobs and bucketJobDevices hold scheduled jobs (jobs.go).
+	bucketJobs       = []byte("jobs")
+	bucketJobDevices = []byte("jobDevices")
 
 	keySchema         = []byte("schema")
 	keyDeviceETagNext = []byte("deviceEtagNext")
@@ -147,7 +150,7 @@ func Open(opts Options) (*Store, error) {
 
 // initialise creates the buckets and, on a new file, the hub-level state.
 func (s *Store) initialise(tx *bolt.Tx) error {
-	for _, name := range [][]byte{bucketMeta, bucketPolicies, bucketDevices, bucketTwins} {
+	for _, name := range [][]byte{bucketMeta, bucketPolicies, bucketDevices, bucketTwins, bucketJobs, bucketJobDevices} {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 			return err
 		}

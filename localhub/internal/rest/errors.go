@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/iothub-reboot/devmgmt/localhub/internal/jobs"
 	"github.com/iothub-reboot/devmgmt/localhub/internal/registry"
 )
 
@@ -90,6 +91,10 @@ func errInvalidOperation(status int, msg string) *hubError {
 	return &hubError{status, 400003, "InvalidOperation", msg, nil}
 }
 
+func errGenericBadRequest() *hubError {
+	return &hubError{http.StatusBadRequest, 400000, "GenericBadRequest", "BadRequest", nil}
+}
+
 func errArgumentInvalid(msg string) *hubError {
 	return &hubError{http.StatusBadRequest, 400004, "ArgumentInvalid", msg, nil}
 }
@@ -164,6 +169,35 @@ func fromRegistry(err error, id string) *hubError {
 		// ArgumentInvalid (azure-iot-sdk-csharp ErrorCode.cs cites an
 		// invalid twin property name as its example).
 		return errArgumentInvalid(invalid.Msg)
+	default:
+		return errServer(err.Error())
+	}
+}
+
+// fromJobs maps the job engine's errors to IoT Hub's: the one place where
+// they meet. Names come from the service's ErrorCode enum (the swagger's
+// DeviceRegistryOperationError, grouped by HTTP status): JobNotFound is a
+// 404, JobAlreadyExists a 409, OperationNotAllowedInCurrentState a 405 and
+// ThrottlingMaxActiveJobCountExceeded a 429 (Azure/azure-iot-sdk-csharp#361).
+func fromJobs(err error, id string) *hubError {
+	var (
+		inv   *jobs.InvalidError
+		state *jobs.StateError
+	)
+	switch {
+	case errors.Is(err, jobs.ErrNotFound):
+		return &hubError{http.StatusNotFound, 404002, "JobNotFound", fmt.Sprintf("Job with ID '%s' not found.", id), nil}
+	case errors.Is(err, jobs.ErrExists):
+		return &hubError{http.StatusConflict, 409104, "JobAlreadyExists", fmt.Sprintf("A job with ID '%s' already exists.", id), nil}
+	case errors.Is(err, jobs.ErrTooManyActive):
+		return &hubError{http.StatusTooManyRequests, 429004, "ThrottlingMaxActiveJobCountExceeded",
+			"The maximum number of active jobs is reached; wait for a job to finish or cancel one.", nil}
+	case errors.Is(err, jobs.ErrClosed):
+		return errServiceUnavailable("The hub is shutting down.")
+	case errors.As(err, &state):
+		return &hubError{http.StatusMethodNotAllowed, 405001, "OperationNotAllowedInCurrentState", state.Error(), nil}
+	case errors.As(err, &inv):
+		return errArgumentInvalid(inv.Msg)
 	default:
 		return errServer(err.Error())
 	}

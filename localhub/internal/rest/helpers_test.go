@@ -25,6 +25,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/iothub-reboot/devmgmt/localhub/internal/jobs"
 	"github.com/iothub-reboot/devmgmt/localhub/internal/registry"
 	"github.com/iothub-reboot/devmgmt/localhub/internal/rest"
 	"github.com/iothub-reboot/devmgmt/shared/sas"
@@ -47,6 +48,7 @@ type testHub struct {
 	srv     *httptest.Server
 	reg     *registry.Store
 	devices *fakeDevices
+	jobs    *jobs.Engine
 	logs    *lockedBuffer
 }
 
@@ -78,10 +80,21 @@ func newTestHubWith(t *testing.T, override func(*depsOverride)) *testHub {
 
 	logs := &lockedBuffer{}
 	devices := &fakeDevices{}
+	engine, err := jobs.Start(jobs.Options{
+		Store:                     reg,
+		Devices:                   devices,
+		SelectDevices:             rest.SelectDevices(reg),
+		Now:                       func() time.Time { return fixedNow },
+		MaxActiveJobs:             o.quotas.ConcurrentJobs,
+		DeviceOperationsPerSecond: o.quotas.JobDeviceOperations,
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, engine.Close()) })
 	h := rest.NewServer(rest.Deps{
 		Hostname:    hubHost,
 		Registry:    reg,
 		Devices:     devices,
+		Jobs:        engine,
 		BearerToken: o.bearer,
 		Quotas:      o.quotas,
 		Logger:      slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
@@ -89,7 +102,7 @@ func newTestHubWith(t *testing.T, override func(*depsOverride)) *testHub {
 	})
 	srv := httptest.NewTLSServer(h)
 	t.Cleanup(srv.Close)
-	return &testHub{t: t, srv: srv, reg: reg, devices: devices, logs: logs}
+	return &testHub{t: t, srv: srv, reg: reg, devices: devices, jobs: engine, logs: logs}
 }
 
 // lockedBuffer is a log sink safe for the server's goroutines.

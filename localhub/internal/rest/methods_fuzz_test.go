@@ -2,10 +2,13 @@ package rest
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/iothub-reboot/devmgmt/localhub/internal/jobs"
 )
 
 func FuzzMethodRequest(f *testing.F) {
@@ -74,4 +77,37 @@ func encodeMethodRequest(t *testing.T, m methodRequest) []byte {
 	b, err := json.Marshal(req)
 	require.NoError(t, err)
 	return b
+}
+
+// FuzzJobRequest: whatever PUT /jobs/v2/{id} receives is refused with one
+// of IoT Hub's codes or read into a job of a known type that carries what
+// its type needs. Seeds: testdata/fuzz/FuzzJobRequest.
+func FuzzJobRequest(f *testing.F) {
+	f.Add([]byte(`{"jobId":"j1","type":"scheduleDeviceMethod","queryCondition":"*","cloudToDeviceMethod":{"methodName":"reboot","payload":null,"responseTimeoutInSeconds":30}}`))
+	f.Add([]byte(`{"type":"scheduleUpdateTwin","queryCondition":"tags.a = 1","updateTwin":{"etag":"*","tags":{"a":2}},"startTime":"0001-01-01T00:00:00","maxExecutionTimeInSeconds":0}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		spec, herr := parseJobRequest("j1", body)
+		if herr != nil {
+			require.Contains(t, []int{400000, 400004, 400005, 400006, 412001, 413001}, herr.code, herr.msg)
+			require.Equal(t, herr.code/1000, herr.status)
+			return
+		}
+		require.Equal(t, "j1", spec.ID)
+		require.NotEmpty(t, strings.TrimSpace(spec.QueryCondition))
+		require.GreaterOrEqual(t, spec.MaxExecutionTime, time.Duration(0))
+		switch spec.Type {
+		case jobs.TypeDeviceMethod:
+			require.NotNil(t, spec.Method)
+			require.NoError(t, validateMethodName(spec.Method.Name))
+			require.Nil(t, spec.UpdateTwin)
+		case jobs.TypeUpdateTwin:
+			require.NotNil(t, spec.UpdateTwin)
+			require.True(t, spec.UpdateTwin.Patch.Tags != nil || spec.UpdateTwin.Patch.Desired != nil)
+			require.True(t, json.Valid(spec.UpdateTwin.Document))
+			require.Nil(t, spec.Method)
+		default:
+			// Other job types pass the wire and are the engine's to refuse.
+			require.Contains(t, jobTypes, string(spec.Type))
+		}
+	})
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/iothub-reboot/devmgmt/localhub/internal/query"
+	"github.com/iothub-reboot/devmgmt/localhub/internal/registry"
 )
 
 // Query paging: IoT Hub pages at most 100 items and says so by sending
@@ -88,21 +89,22 @@ func readQueryText(w http.ResponseWriter, r *http.Request) (string, *hubError) {
 	return "", errArgumentNull("query is null or empty.")
 }
 
-// runQuery runs q over the device twins. Only twins exist locally: module
-// twins and jobs are empty collections, so their queries return no items.
+// runQuery runs q over its collection: the device twins, or every
+// device's part in every job (devices.jobs). Module twins do not exist
+// locally, so their queries return no items.
 func runQuery(d Deps, q *query.Query) (query.Result, *hubError) {
-	if q.From() != query.CollectionDevices {
+	var (
+		docs []map[string]any
+		err  error
+	)
+	switch {
+	case q.From() == query.CollectionDevices:
+		docs, err = twinDocuments(d.Registry)
+	case q.From() == query.CollectionJobs && d.Jobs != nil:
+		docs, err = deviceJobDocuments(d)
+	default:
 		return query.Result{Items: []any{}, ItemType: q.ItemType()}, nil
 	}
-	twins, err := d.Registry.Twins()
-	if err != nil {
-		return query.Result{}, fromRegistry(err, "")
-	}
-	wire := make([]twinJSON, len(twins))
-	for i, tw := range twins {
-		wire[i] = toTwinJSON(tw)
-	}
-	docs, err := asDocuments(wire)
 	if err != nil {
 		return query.Result{}, errServer(err.Error())
 	}
@@ -113,16 +115,30 @@ func runQuery(d Deps, q *query.Query) (query.Result, *hubError) {
 	return res, nil
 }
 
+// twinDocuments are the twins as query documents: as GET /twins/{id}
+// returns them, so queries address the wire's field names.
+func twinDocuments(reg *registry.Store) ([]map[string]any, error) {
+	twins, err := reg.Twins()
+	if err != nil {
+		return nil, err
+	}
+	wire := make([]twinJSON, len(twins))
+	for i, tw := range twins {
+		wire[i] = toTwinJSON(tw)
+	}
+	return asDocuments(wire)
+}
+
 // asDocuments converts v (a slice) into JSON objects as a client would see
 // them, so queries address the wire field names.
 func asDocuments(v any) ([]map[string]any, error) {
 	b, err := json.Marshal(v)
 	if err != nil {
-		return nil, fmt.Errorf("encode twins: %w", err)
+		return nil, fmt.Errorf("encode documents: %w", err)
 	}
 	var docs []map[string]any
 	if err := json.Unmarshal(b, &docs); err != nil {
-		return nil, fmt.Errorf("decode twins: %w", err)
+		return nil, fmt.Errorf("decode documents: %w", err)
 	}
 	return docs, nil
 }

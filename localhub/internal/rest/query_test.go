@@ -64,7 +64,7 @@ func TestQueryItemTypes(t *testing.T) {
 		{"projection", "SELECT deviceId, tags.site FROM devices", "Raw", `[{"deviceId":"d1","site":"lab"}]`},
 		{"aggregate", "SELECT COUNT() AS n FROM devices", "Raw", `[{"n":1}]`},
 		{"where", "SELECT * FROM devices WHERE tags.site = 'nowhere'", "Twin", `[]`},
-		{"jobs are empty locally", "SELECT * FROM devices.jobs", "DeviceJob", `[]`},
+		{"no jobs yet", "SELECT * FROM devices.jobs", "DeviceJob", `[]`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

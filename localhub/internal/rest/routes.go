@@ -40,6 +40,15 @@ func addRoutes(mux *http.ServeMux, d Deps, t Timeouts) {
 	route("POST /devices/query", "QueryTwins", registry.ServiceConnect, queries, handleQuery(d))
 	route("GET /statistics/service", "GetServiceStatistics", registry.ServiceConnect, unmetered, handleServiceStatistics(d))
 
+	// Scheduled jobs need the registry rights, not ServiceConnect: "your
+	// service needs the registry read and registry write permissions"
+	// (iot-hub-howto-schedule-jobs-shared-access-policy-text). Reading and
+	// listing jobs reads; creating and cancelling writes.
+	route("PUT /jobs/v2/{id}", "CreateJob", registry.RegistryWrite, jobOps, withJobs(d, handleCreateJob(d)))
+	route("GET /jobs/v2/{id}", "GetJob", registry.RegistryRead, jobOps, withJobs(d, handleGetJob(d)))
+	route("POST /jobs/v2/{id}/cancel", "CancelJob", registry.RegistryWrite, jobOps, withJobs(d, handleCancelJob(d)))
+	route("GET /jobs/v2/query", "QueryJobs", registry.RegistryRead, jobOps, withJobs(d, handleQueryJobs(d)))
+
 	// Anything else: IoT Hub's JSON envelope, not ServeMux's plain text.
 	route("/", "Unknown", 0, unmetered, handleNoRoute(d, mux))
 }
@@ -51,4 +60,14 @@ func withRequest(d Deps, op string, need registry.Rights, h http.Handler) http.H
 	h = requireAPIVersion(d)(h)
 	h = authorize(d, op, need)(h)
 	return logRequest(d, op)(h)
+}
+
+// withJobs answers 503 when the hub runs no job engine.
+func withJobs(d Deps, h http.Handler) http.Handler {
+	if d.Jobs != nil {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, d.Now(), classic, errServiceUnavailable("This hub does not run jobs."))
+	})
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/iothub-reboot/devmgmt/localhub/internal/directmethod"
+	"github.com/iothub-reboot/devmgmt/localhub/internal/jobs"
 	"github.com/iothub-reboot/devmgmt/localhub/internal/registry"
 )
 
@@ -34,6 +35,8 @@ type Deps struct {
 	Hostname string
 	Registry *registry.Store
 	Devices  MethodInvoker
+	// Jobs runs scheduled jobs; nil answers the jobs routes with 503.
+	Jobs *jobs.Engine
 	// BearerToken, if set, gives "Authorization: Bearer <it>" every
 	// data-plane right (a stand-in for Entra ID).
 	BearerToken string

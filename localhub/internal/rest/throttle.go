@@ -28,18 +28,36 @@ type Quotas struct {
 	DirectMethods float64
 	// Queries: POST /devices/query, one per page.
 	Queries float64
+	// Jobs: jobs operations (create, get, cancel, and each page of the
+	// jobs query).
+	Jobs float64
+	// JobDeviceOperations paces the device operations of all jobs (each
+	// method call or twin update a job makes). Unlike the others it does
+	// not answer 429: a job's devices wait their turn, as IoT Hub
+	// processes a throttled backlog "at the limit rate".
+	JobDeviceOperations float64
+	// ConcurrentJobs is how many jobs may be queued, scheduled or running
+	// at once; creating one more answers 429
+	// ThrottlingMaxActiveJobCountExceeded. Zero leaves the hub's own bound
+	// (jobs.DefaultMaxActiveJobs).
+	ConcurrentJobs int
 }
 
-// S1Quotas are the quotas of one S1 unit (reference §6): registry
-// operations 100/min, twin reads 100/s, twin updates 50/s, direct methods
-// 160 KB/s (40 calls of up to 4 KB), queries 20/min.
+// S1Quotas are the quotas of one S1 unit (reference §6;
+// iot-hub-devguide-quotas-throttling): registry operations 100/min, twin
+// reads 100/s, twin updates 50/s, direct methods 160 KB/s (40 calls of up
+// to 4 KB), queries 20/min, jobs operations 100/min, jobs device
+// operations 10/s, one concurrent job.
 func S1Quotas() Quotas {
 	return Quotas{
-		RegistryOperations: 100.0 / 60,
-		TwinReads:          100,
-		TwinUpdates:        50,
-		DirectMethods:      40,
-		Queries:            20.0 / 60,
+		RegistryOperations:  100.0 / 60,
+		TwinReads:           100,
+		TwinUpdates:         50,
+		DirectMethods:       40,
+		Queries:             20.0 / 60,
+		Jobs:                100.0 / 60,
+		JobDeviceOperations: 10,
+		ConcurrentJobs:      1,
 	}
 }
 
@@ -53,6 +71,7 @@ const (
 	twinUpdates
 	directMethods
 	queries
+	jobOps
 )
 
 // methodMeterUnit is the direct-method meter's size.
@@ -73,6 +92,7 @@ func newLimits(q Quotas, now func() time.Time) *limits {
 		twinUpdates:   q.TwinUpdates,
 		directMethods: q.DirectMethods,
 		queries:       q.Queries,
+		jobOps:        q.Jobs,
 	} {
 		if rate > 0 {
 			l.buckets[m] = newBucket(rate, now())
