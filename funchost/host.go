@@ -31,6 +31,9 @@ type Options struct {
 	// Events feeds every eventHubTrigger. Nil: such functions are not
 	// started (a log line says so).
 	Events EventSource
+	// DataDir holds what the host keeps across restarts: timer schedule
+	// status (timer.go). Empty: nothing is kept.
+	DataDir string
 	// Logger receives the host's logs: the handler's stdout (Info) and
 	// stderr (Error, or Warn for lines containing "warn"), every entry of
 	// an invocation's Logs (Info, with the function name), and one line
@@ -56,10 +59,12 @@ type Host struct {
 	srv     *http.Server
 
 	// Close stops the parts in order: HTTP server, Event Hubs listeners,
-	// handler process. Each part's goroutines are joined before the next
+	// timers, handler process. Each part's goroutines are joined before the next
 	// part stops.
 	stopListeners context.CancelFunc
 	consumers     sync.WaitGroup
+	stopTimers    context.CancelFunc
+	timers        sync.WaitGroup
 	stopWorker    context.CancelFunc
 	workerDone    chan struct{}  // closed when the supervisor returned
 	serving       sync.WaitGroup // the HTTP server's Serve
@@ -182,6 +187,9 @@ func Start(ctx context.Context, opts Options) (*Host, error) {
 	if err := h.startListeners(listenersCtx); err != nil {
 		return nil, errors.Join(fmt.Errorf("funchost: %w", err), h.Close())
 	}
+	timersCtx, stopTimers := context.WithCancel(context.Background())
+	h.stopTimers = stopTimers
+	h.startTimers(timersCtx, opts.DataDir, s, &h.timers)
 	h.logFunctions()
 	logger.Info("Functions host started", "url", h.url)
 	return h, nil
@@ -274,7 +282,8 @@ func (h *Host) Err() error {
 // (requests in flight get httpStopGrace to finish, since they need the
 // handler), then the Event Hubs listeners (invocations in flight are
 // cancelled; checkpoints live in memory, so nothing is lost that a
-// restart would keep), then the handler process. It returns Err: why the
+// restart would keep), then the timers (an invocation in flight is
+// cancelled), then the handler process. It returns Err: why the
 // host stopped by itself, if it did, and what went wrong stopping it.
 // Safe to call more than once.
 func (h *Host) Close() error {
@@ -294,6 +303,10 @@ func (h *Host) Close() error {
 		if h.stopListeners != nil {
 			h.stopListeners()
 			h.consumers.Wait()
+		}
+		if h.stopTimers != nil {
+			h.stopTimers()
+			h.timers.Wait()
 		}
 		// A connection the host dialled and never used counts as active
 		// for the handler's http.Server.Shutdown for five seconds: close
