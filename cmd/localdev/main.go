@@ -92,6 +92,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Settings:   settings,
 		HTTPAddr:   cfg.httpAddr,
 		Events:     hub.Events(),
+		DataDir:    filepath.Join(cfg.dataDir, "funchost"),
 		Logger:     logger.With("component", "funchost"),
 	})
 	if err != nil {
@@ -154,11 +155,12 @@ func scriptRoot(dir string) (string, error) {
 
 // appSettings are the function app's settings for the local hub
 // (settings contract): the service connection string with
-// ServiceConnect + RegistryRead, the hub's endpoint and CA, and the
+// ServiceConnect + RegistryRead + RegistryWrite (fleet reboots create
+// jobs), FleetRebootTimer's schedule, the hub's endpoint and CA, and the
 // Event Hubs trigger's settings, informational here since the host reads
 // the hub's events in process.
 func appSettings(hub *localhub.Hub) (map[string]string, error) {
-	cs, err := hub.ServiceConnectionString("serviceAndRegistryRead")
+	cs, err := hub.ServiceConnectionString("serviceAndRegistryReadWrite")
 	if err != nil {
 		return nil, err
 	}
@@ -178,6 +180,7 @@ func appSettings(hub *localhub.Hub) (map[string]string, error) {
 	return map[string]string{
 		"FUNCTIONS_WORKER_RUNTIME": "custom",
 		"IOTHUB_CONNECTION_STRING": cs,
+		"FLEET_REBOOT_SCHEDULE":    "*/10 * * * * *",
 		"IOTHUB_ENDPOINT":          hub.HTTPSURL(),
 		"IOTHUB_CA_FILE":           ca,
 		"IOTHUB_EVENTHUB_CONNECTION": "Endpoint=sb://" + hub.Hostname() + "/;SharedAccessKeyName=" + parsed.SharedAccessKeyName +
