@@ -5,8 +5,9 @@
 // the way the host does (environment, readiness check, restarts), serves
 // the HTTP triggers on /{routePrefix}/{route} (forwarded as-is when
 // customHandler.enableForwardingHttpRequest applies, else as the invocation
-// envelope), and feeds every eventHubTrigger from an EventSource, in
-// process, with the host's batch envelope, retry policy and checkpointing.
+// envelope), feeds every eventHubTrigger from an EventSource, in process,
+// with the host's batch envelope, retry policy and checkpointing, and runs
+// every timerTrigger on its NCRONTAB or TimeSpan schedule (timer.go).
 //
 // The wire contract it follows is functions-custom-handler.md (§1-§3 and
 // the stand-in checklist, §8); section numbers in comments refer to it.

@@ -49,7 +49,10 @@ func waveMaxExecution(devices int) time.Duration {
 	return time.Hour + time.Duration(devices)*time.Second
 }
 
-// runLog collects a run's lines for the invocation's Logs, and logs them.
+// runLog collects a run's lines. Each goes to one channel, so the host
+// logs it once (docs/local-host.md): progress to the invocation's Logs,
+// which the host logs at Information against the invocation; warnings to
+// stderr, which it logs at Warning.
 type runLog struct {
 	d     Deps
 	mu    sync.Mutex
@@ -57,7 +60,10 @@ type runLog struct {
 }
 
 func (l *runLog) log(ctx context.Context, level slog.Level, msg, id string, attrs ...slog.Attr) {
-	l.d.logFleet(ctx, level, msg, id, attrs...)
+	if level >= slog.LevelWarn {
+		l.d.logFleet(ctx, level, msg, id, attrs...)
+		return
+	}
 	var b strings.Builder
 	b.WriteString(msg)
 	b.WriteString(" fleetRebootId=" + id)
