@@ -3,10 +3,13 @@ package handlers_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -144,9 +147,55 @@ type fleetEnv struct {
 	devices map[string]*fleetDevice
 }
 
+// appRoot is the function app (funchosttest.AppRoot's layout), built once
+// for the test binary and removed by TestMain.
+var appRoot struct {
+	once sync.Once
+	dir  string
+	err  error
+}
+
+func sharedAppRoot(t *testing.T) string {
+	t.Helper()
+	appRoot.once.Do(func() {
+		appRoot.dir, appRoot.err = os.MkdirTemp("", "handlers-app")
+		if appRoot.err != nil {
+			return
+		}
+		repo := funchosttest.RepoRoot(t)
+		funchosttest.Build(t, repo, "./cmd/handler", filepath.Join(appRoot.dir, "handler"))
+		copyInto := func(from, to string) {
+			b, err := os.ReadFile(from)
+			if err == nil {
+				err = os.MkdirAll(filepath.Dir(to), 0o755)
+			}
+			if err == nil {
+				err = os.WriteFile(to, b, 0o644)
+			}
+			appRoot.err = errors.Join(appRoot.err, err)
+		}
+		copyInto(filepath.Join(repo, "host.json"), filepath.Join(appRoot.dir, "host.json"))
+		fns, _ := filepath.Glob(filepath.Join(repo, "functions", "*", "function.json"))
+		for _, f := range fns {
+			copyInto(f, filepath.Join(appRoot.dir, filepath.Base(filepath.Dir(f)), "function.json"))
+		}
+	})
+	require.NoError(t, appRoot.err)
+	require.FileExists(t, filepath.Join(appRoot.dir, "handler"), "the handler did not build (see the first test that needed it)")
+	return appRoot.dir
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if appRoot.dir != "" {
+		os.RemoveAll(appRoot.dir)
+	}
+	os.Exit(code)
+}
+
 func newFleetEnv(t *testing.T) *fleetEnv {
 	t.Helper()
-	e := &fleetEnv{t: t, dataDir: t.TempDir(), appRoot: funchosttest.AppRoot(t), logs: &syncBuffer{}, devices: map[string]*fleetDevice{}}
+	e := &fleetEnv{t: t, dataDir: t.TempDir(), appRoot: sharedAppRoot(t), logs: &syncBuffer{}, devices: map[string]*fleetDevice{}}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("host log:\n%s", e.logs)
