@@ -171,7 +171,9 @@ func (d Deps) fleetStatusOf(ctx context.Context, r *http.Request, rec *fleetReco
 			if live {
 				d.liveWaveCounts(ctx, rec, wave, &ws)
 			}
-		case rec.State.Finished() && rec.State != rollout.StateCompleted:
+		case rec.State.Finished() && rec.State != rollout.StateCompleted, size == 0 && (rec.State.Finished() || wave < rec.Wave):
+			// Never started: the fleet reboot ended first, or the wave
+			// had no devices left when the others were tagged.
 			ws.State, ws.Skipped = waveSkipped, size
 		default:
 			ws.State, ws.Pending = waveNotStarted, size
@@ -300,8 +302,15 @@ func (d Deps) failedDevices(ctx context.Context, rec *fleetRecord) ([]failedDevi
 }
 
 // devicesThatActed returns which of ids report fleet reboot id as their
-// reboot's requestId: they received the call, whatever the hub recorded.
+// reboot's requestId without reporting it failed: they received the call
+// and rebooted, or are rebooting, whatever the hub recorded.
 func devicesThatActed(ctx context.Context, hub *iothub.Client, id string, ids []string) (map[string]bool, error) {
+	const r = "properties.reported.iothubDM.reboot."
+	failed := make([]string, len(failedStatuses))
+	for i, s := range failedStatuses {
+		failed[i] = quoteLiteral(s)
+	}
+	notFailed := "(NOT IS_DEFINED(" + r + "status) OR " + r + "status NIN [" + strings.Join(failed, ", ") + "])"
 	acted := map[string]bool{}
 	for start := 0; start < len(ids); start += maxFleetDeviceIDs {
 		chunk := ids[start:min(len(ids), start+maxFleetDeviceIDs)]
@@ -309,7 +318,7 @@ func devicesThatActed(ctx context.Context, hub *iothub.Client, id string, ids []
 		for i, d := range chunk {
 			quoted[i] = quoteLiteral(d)
 		}
-		query := "SELECT deviceId FROM devices WHERE deviceId IN [" + strings.Join(quoted, ", ") + "] AND properties.reported.iothubDM.reboot.requestId = " + quoteLiteral(id)
+		query := "SELECT deviceId FROM devices WHERE deviceId IN [" + strings.Join(quoted, ", ") + "] AND " + r + "requestId = " + quoteLiteral(id) + " AND " + notFailed
 		pager := hub.NewQueryPager(query, &iothub.QueryOptions{PageSize: 100})
 		for pager.More() {
 			page, err := pager.NextPage(ctx)

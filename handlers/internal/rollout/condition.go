@@ -7,8 +7,8 @@ import (
 )
 
 // MaxCondition bounds a selection's query condition: it is kept in the
-// record, within IoT Hub's 8 KB of tags and 4 KB per string.
-const MaxCondition = 2048
+// record, within IoT Hub's 8 KB of tags (TestLargestRecordFitsInTags).
+const MaxCondition = 1024
 
 // CheckCondition checks that a caller's twin query condition is one
 // self-contained expression, so that the app can combine it with its own

@@ -92,11 +92,12 @@ func WaveJobID(fleetID string, wave int) string {
 	return "fleetreboot-" + fleetID + "-w" + strconv.Itoa(wave)
 }
 
-// SizeList returns the waves' sizes in wave order, 1 to the last.
+// SizeList returns the waves' sizes in wave order, 1 to the last (at most
+// MaxWaves: a record is read from a twin anyone may write).
 func (r *Record) SizeList() []int {
 	n := 0
 	for k := range r.Sizes {
-		if w, err := strconv.Atoi(k); err == nil && w > n {
+		if w, err := strconv.Atoi(k); err == nil && w > n && w <= MaxWaves {
 			n = w
 		}
 	}

@@ -12,10 +12,12 @@
 package rollout
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -118,17 +120,63 @@ func (a Abort) Triggered(total Counts) bool {
 	return float64(total.Failures())*100 > a.MaxFailedPercent*float64(outcomes)
 }
 
-// Counts are a wave's devices by outcome. Their JSON names are short: the
-// record holds one per wave in the head device's 8 KB of tags.
+// Counts are a wave's devices by outcome. In JSON they are one string,
+// "devices,pending,running,succeeded,failed,notOnline,timedOut,cancelled":
+// the record holds one per wave in the head device's 8 KB of tags, where
+// IoT Hub counts every number as 8 bytes and every key by its length.
 type Counts struct {
-	Devices   int `json:"n"`
-	Pending   int `json:"p,omitempty"`
-	Running   int `json:"r,omitempty"`
-	Succeeded int `json:"s,omitempty"`
-	Failed    int `json:"f,omitempty"`
-	NotOnline int `json:"o,omitempty"`
-	TimedOut  int `json:"t,omitempty"`
-	Cancelled int `json:"c,omitempty"`
+	Devices   int
+	Pending   int
+	Running   int
+	Succeeded int
+	Failed    int
+	NotOnline int
+	TimedOut  int
+	Cancelled int
+}
+
+// MarshalJSON renders the counts as one string.
+func (c Counts) MarshalJSON() ([]byte, error) {
+	var b []byte
+	b = append(b, '"')
+	for i, f := range c.fieldPtrs() {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendInt(b, int64(*f), 10)
+	}
+	return append(b, '"'), nil
+}
+
+// UnmarshalJSON reads the string MarshalJSON writes: eight whole numbers
+// from 0, comma-separated.
+func (c *Counts) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("counts: %w", err)
+	}
+	parts := strings.Split(s, ",")
+	var out Counts
+	fields := out.fieldPtrs()
+	if len(parts) != len(fields) {
+		return fmt.Errorf("counts: %q has %d numbers, want %d", s, len(parts), len(fields))
+	}
+	for i, p := range parts {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 0 || n > maxCount {
+			return fmt.Errorf("counts: %q is not a count", p)
+		}
+		*fields[i] = n
+	}
+	*c = out
+	return nil
+}
+
+// maxCount bounds a count read back: more devices than any hub holds.
+const maxCount = 1 << 40
+
+func (c *Counts) fieldPtrs() []*int {
+	return []*int{&c.Devices, &c.Pending, &c.Running, &c.Succeeded, &c.Failed, &c.NotOnline, &c.TimedOut, &c.Cancelled}
 }
 
 // Outcomes counts the devices whose part is over, successfully or not.
