@@ -36,9 +36,10 @@ import (
 //
 // Metrics: fleet-s and direct-s (wall time to the last device's answer),
 // fleet/direct, back-% (devices reporting the new lastReboot when the
-// fleet reboot completes) and back-s (until all are back), and the CPU
+// fleet reboot completes) and back-s (until all are back), the CPU
 // seconds of the hub and host (this process), the handler and the
-// simulator during each.
+// simulator during each, and status-reads (the polls, one a second) with
+// what one costs the hub and host (status-read-cpu-ms).
 //
 //	go test -run '^$' -bench FleetReboot1000 -benchtime 3x ./cmd/localdev/
 func BenchmarkFleetReboot1000(b *testing.B) {
@@ -86,14 +87,16 @@ func BenchmarkFleetReboot1000(b *testing.B) {
 	}
 	awaitConnected(b, svc, devices)
 
-	var fleetS, directS, backPct, backS, selfFleet, selfDirect, handlerFleet, handlerDirect, simFleet, simDirect float64
+	const statusReads = 20
+	var fleetS, directS, backPct, backS, selfFleet, selfDirect, handlerFleet, handlerDirect, simFleet, simDirect, readCPUms, polls float64
 	n := 0
 	for b.Loop() {
 		n++
 		cpu0 := readCPU(b, sim.cmd.Process.Pid)
 		start := time.Now()
 		id := startFleet(b, host.URL(), `{"query":"STARTSWITH(deviceId, 'sim-')","waves":{"percent":10},"abort":{"maxFailedPercent":5,"minDevices":100}}`)
-		st := awaitFleet(b, host.URL(), id, func(s benchStatus) bool { return s.State != "scheduled" && s.State != "running" })
+		n0 := 0
+		st := awaitFleet(b, host.URL(), id, func(s benchStatus) bool { n0++; return s.State != "scheduled" && s.State != "running" })
 		fleetS += time.Since(start).Seconds()
 		cpu1 := readCPU(b, sim.cmd.Process.Pid)
 		if st.State != "completed" || st.Totals.Succeeded != devices || len(st.Waves) != 10 {
@@ -102,6 +105,16 @@ func BenchmarkFleetReboot1000(b *testing.B) {
 		backPct += st.Rebooted.Percent
 		awaitFleet(b, host.URL(), id, func(s benchStatus) bool { return s.Rebooted.Devices == devices })
 		backS += time.Since(start).Seconds()
+		// What one status read costs the hub and host (each is three to
+		// five twin queries over the 1,000 twins), to tell the polling
+		// apart from the rollout in the figures above.
+		r0 := readCPU(b, sim.cmd.Process.Pid)
+		for range statusReads {
+			awaitFleet(b, host.URL(), id, func(benchStatus) bool { return true })
+		}
+		r1 := readCPU(b, sim.cmd.Process.Pid)
+		readCPUms += (r1.self - r0.self) / statusReads * 1000
+		polls += float64(n0)
 		awaitConnected(b, svc, devices)
 
 		cpu2 := readCPU(b, sim.cmd.Process.Pid)
@@ -130,6 +143,8 @@ func BenchmarkFleetReboot1000(b *testing.B) {
 	b.ReportMetric(handlerDirect/f, "direct-handler-cpu-s")
 	b.ReportMetric(simFleet/f, "simulator-cpu-s")
 	b.ReportMetric(simDirect/f, "direct-simulator-cpu-s")
+	b.ReportMetric(readCPUms/f, "status-read-cpu-ms")
+	b.ReportMetric(polls/f, "status-reads")
 	b.ReportMetric(0, "ns/op")
 }
 
