@@ -56,9 +56,9 @@ type Config struct {
 	// Seed makes the device's random choices (jitter, back-off, faults)
 	// repeatable; the device id is mixed in, so one seed serves a fleet.
 	Seed uint64
-	// Gate, when not nil, is a semaphore shared by a fleet: a device holds a
-	// slot while it dials, which bounds connection storms.
-	Gate   chan struct{}
+	// Gate, when not nil, is shared by a fleet: a device holds a turn
+	// while it dials, which bounds connection storms and their rate.
+	Gate   *Gate
 	Stats  *Stats
 	Logger *slog.Logger
 }
@@ -66,7 +66,7 @@ type Config struct {
 // Device is one simulated device. Create it with New and call Run.
 type Device struct {
 	cfg    Config
-	log    *slog.Logger
+	logger *slog.Logger
 	orders chan order // reboots accepted by the method handler, for Run
 
 	mu        sync.Mutex // guards the fields below: the handler and Run share them
@@ -87,6 +87,11 @@ type order struct {
 	neverBack bool
 }
 
+// log is the device's logger. The deviceId attribute is added per call,
+// not kept: a handler's WithAttrs renders it ahead of time, a few hundred
+// bytes for every device of a fleet that logs now and then.
+func (d *Device) log() *slog.Logger { return d.logger.With("deviceId", d.cfg.ID) }
+
 // New returns a device for cfg, filling in default back-off bounds.
 func New(cfg Config) *Device {
 	if cfg.Backoff.Min <= 0 {
@@ -103,7 +108,7 @@ func New(cfg Config) *Device {
 	h.Write([]byte(cfg.ID))
 	return &Device{
 		cfg:    cfg,
-		log:    logger.With("deviceId", cfg.ID),
+		logger: logger,
 		orders: make(chan order, 1),
 		rng:    rand.New(rand.NewPCG(cfg.Seed, h.Sum64())),
 	}
@@ -134,7 +139,7 @@ func (d *Device) Run(ctx context.Context) {
 // hangUp closes a session and counts it.
 func (d *Device) hangUp(sess Session, end sessionEnd) {
 	if err := sess.Close(); err != nil {
-		d.log.Debug("close", "err", err)
+		d.log().Debug("close", "err", err)
 	}
 	online := d.online
 	d.online = false
@@ -160,7 +165,7 @@ func (d *Device) next(ctx context.Context, end sessionEnd, o order, up time.Time
 			b.failures = 0
 		}
 		b.wait = true
-		d.log.Info("connection lost; reconnecting")
+		d.log().Info("connection lost; reconnecting")
 		return true
 	case sessionReboot:
 		*b = backoffState{}
@@ -202,18 +207,17 @@ func (d *Device) connect(ctx context.Context, b *backoffState) (Session, error) 
 		if b.failures > 1 {
 			level = slog.LevelWarn // a failure or two is routine while a hub restarts
 		}
-		d.log.Log(ctx, level, "connect failed", "failures", b.failures, "err", err)
+		d.log().Log(ctx, level, "connect failed", "failures", b.failures, "err", err)
 	}
 }
 
 func (d *Device) dial(ctx context.Context) (Session, error) {
 	if d.cfg.Gate != nil {
-		select {
-		case d.cfg.Gate <- struct{}{}:
-			defer func() { <-d.cfg.Gate }()
-		case <-ctx.Done():
-			return nil, ctx.Err()
+		leave, err := d.cfg.Gate.Enter(ctx)
+		if err != nil {
+			return nil, err
 		}
+		defer leave()
 	}
 	var sess Session
 	err := offStack(func() (err error) {
@@ -292,7 +296,7 @@ func (d *Device) endOf(ctx context.Context) sessionEnd {
 func (d *Device) greet(ctx context.Context, sess Session) bool {
 	if err := d.report(ctx, sess); err != nil {
 		if ctx.Err() == nil {
-			d.log.Warn("report state on connect", "err", err)
+			d.log().Warn("report state on connect", "err", err)
 		}
 		return false
 	}
@@ -308,7 +312,7 @@ func (d *Device) greet(ctx context.Context, sess Session) bool {
 		}
 	})
 	if back {
-		d.log.Info("back from reboot", "lastReboot", d.state.LastReboot.UTC().Format(timeLayout), "requestId", d.state.RequestID)
+		d.log().Info("back from reboot", "lastReboot", d.state.LastReboot.UTC().Format(timeLayout), "requestId", d.state.RequestID)
 	}
 	return true
 }
@@ -318,10 +322,10 @@ func (d *Device) fail(ctx context.Context, sess Session, o order) {
 	d.state = RebootState{LastReboot: d.state.LastReboot, Status: StatusFailed, RequestID: o.req.RequestID, Reason: o.fail}
 	d.release()
 	d.cfg.Stats.update(func(s *Snapshot) { s.Failed++ })
-	d.log.Info("reboot failed", "requestId", o.req.RequestID, "reason", o.fail)
+	d.log().Info("reboot failed", "requestId", o.req.RequestID, "reason", o.fail)
 	if err := d.report(ctx, sess); err != nil {
 		// The next connection reports it.
-		d.log.Warn("report failed reboot", "err", err)
+		d.log().Warn("report failed reboot", "err", err)
 	}
 }
 
@@ -330,9 +334,9 @@ func (d *Device) fail(ctx context.Context, sess Session, o order) {
 func (d *Device) goingDown(ctx context.Context, sess Session, o order) {
 	d.state = RebootState{LastReboot: d.state.LastReboot, Status: StatusRebooting, RequestID: o.req.RequestID}
 	d.cfg.Stats.update(func(s *Snapshot) { s.Rebooting++ })
-	d.log.Info("reboot requested", "requestId", o.req.RequestID, "delay", o.req.Delay)
+	d.log().Info("reboot requested", "requestId", o.req.RequestID, "delay", o.req.Delay)
 	if err := d.report(ctx, sess); err != nil {
-		d.log.Warn("report rebooting", "err", err)
+		d.log().Warn("report rebooting", "err", err)
 	}
 }
 
@@ -341,7 +345,7 @@ func (d *Device) goingDown(ctx context.Context, sess Session, o order) {
 func (d *Device) reboot(ctx context.Context, o order) bool {
 	if o.neverBack {
 		d.cfg.Stats.update(func(s *Snapshot) { s.Rebooting--; s.Gone++ })
-		d.log.Info("rebooting and never coming back (injected fault)", "requestId", o.req.RequestID)
+		d.log().Info("rebooting and never coming back (injected fault)", "requestId", o.req.RequestID)
 		<-ctx.Done()
 		return false
 	}

@@ -1,6 +1,8 @@
 package device
 
 import (
+	"fmt"
+	"slices"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -297,17 +299,43 @@ func TestStopWhileConnectingGivesUp(t *testing.T) {
 
 func TestGateBoundsConcurrentDials(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		gate := make(chan struct{}, 1)
-		gate <- struct{}{} // someone else holds the only slot
+		gate := NewGate(1, 0)
+		leave, err := gate.Enter(t.Context()) // someone else holds the only slot
+		require.NoError(t, err)
 		ft := &fakeTransport{}
 		stop := runDevice(New(Config{ID: "d1", Transport: ft, Gate: gate}))
 		defer stop()
 		synctest.Wait()
 		require.Empty(t, ft.attemptTimes(), "waits for a slot")
-		<-gate
+		leave()
 		synctest.Wait()
 		require.Equal(t, 1, ft.sessionCount())
-		require.Empty(t, gate, "slot released after the dial")
+		leave, err = gate.Enter(t.Context())
+		require.NoError(t, err, "slot released after the dial")
+		leave()
+	})
+}
+
+func TestGateBoundsDialRate(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		gate := NewGate(100, 4) // four dials a second
+		ft := &fakeTransport{}
+		var stops []func()
+		for i := range 10 {
+			stops = append(stops, runDevice(New(Config{ID: fmt.Sprintf("d%d", i), Transport: ft, Gate: gate})))
+		}
+		start := time.Now()
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		at := ft.attemptTimes()
+		require.Len(t, at, 10)
+		slices.SortFunc(at, time.Time.Compare)
+		for i, a := range at {
+			require.Equal(t, time.Duration(i)*250*time.Millisecond, a.Sub(start), "dial %d", i)
+		}
+		for _, stop := range stops {
+			stop()
+		}
 	})
 }
 
