@@ -1,7 +1,9 @@
 package device
 
 import (
+	"context"
 	"fmt"
+	"runtime"
 	"slices"
 	"testing"
 	"testing/synctest"
@@ -373,5 +375,40 @@ func TestShortSessionsKeepBackingOffUntilOneLasts(t *testing.T) {
 		wait := at[6].Sub(lostAt)
 		require.GreaterOrEqual(t, wait, 500*time.Millisecond)
 		require.LessOrEqual(t, wait, time.Second)
+	})
+}
+
+// A connected, idle device holds no goroutine (it parks), yet still acts on
+// a reboot order, a lost connection and the end of its context.
+func TestIdleDeviceHoldsNoGoroutine(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const n = 20
+		ft := &fakeTransport{}
+		stats := &Stats{}
+		before := runtime.NumGoroutine()
+		ctx, cancel := context.WithCancel(context.Background())
+		stopped := make(chan struct{}, n)
+		for i := range n {
+			New(Config{ID: fmt.Sprintf("d%d", i), Transport: ft, Stats: stats, RebootDuration: time.Second}).
+				Start(ctx, func() { stopped <- struct{}{} })
+		}
+		synctest.Wait()
+		require.Equal(t, n, stats.Snapshot().Connected)
+		require.Equal(t, before, runtime.NumGoroutine(), "idle devices hold no goroutine")
+
+		status, _ := ft.session(t, 0).call("reboot", `{"requestId":"r-1"}`)
+		require.Equal(t, 200, status)
+		ft.session(t, 1).drop()
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		require.Equal(t, n+2, ft.sessionCount(), "the rebooted and the dropped device connected again")
+		require.Equal(t, n, stats.Snapshot().Connected)
+		require.Equal(t, before, runtime.NumGoroutine())
+
+		cancel()
+		for range n {
+			<-stopped
+		}
+		require.Zero(t, stats.Snapshot().Connected)
 	})
 }

@@ -123,7 +123,8 @@ func (f *Fleet) Run(ctx context.Context) {
 	start := time.Now()
 	var wg sync.WaitGroup
 	for _, d := range f.devices {
-		wg.Go(func() { d.Run(ctx) })
+		wg.Add(1)
+		d.Start(ctx, wg.Done) // no goroutine per device: see device.Device
 	}
 	if len(f.devices) > 0 {
 		wg.Go(func() { f.announceConnected(ctx, start) })

@@ -18,7 +18,7 @@ import (
 // nopTransport connects at once and accepts every report.
 type nopTransport struct{}
 
-func (nopTransport) Connect(ctx context.Context, _ device.MethodHandler) (device.Session, error) {
+func (nopTransport) Connect(ctx context.Context, _ device.MethodHandler, _ func()) (device.Session, error) {
 	return &nopSession{lost: make(chan struct{})}, nil
 }
 
@@ -99,13 +99,13 @@ func TestRunPrintsProgressAndStops(t *testing.T) {
 // slowTransport connects after a delay, so connecting takes a while.
 type slowTransport struct{ delay time.Duration }
 
-func (s slowTransport) Connect(ctx context.Context, h device.MethodHandler) (device.Session, error) {
+func (s slowTransport) Connect(ctx context.Context, h device.MethodHandler, onLost func()) (device.Session, error) {
 	select {
 	case <-time.After(s.delay):
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	return nopTransport{}.Connect(ctx, h)
+	return nopTransport{}.Connect(ctx, h, onLost)
 }
 
 // The connected line says how long connecting every device took, once,

@@ -120,8 +120,8 @@ type transport struct {
 // Connect opens a new MQTT connection: CONNECT with a fresh SAS token,
 // then SUBSCRIBE $iothub/methods/POST/#. The SDK's own reconnect is off, so
 // a lost connection shows as Lost and the device reconnects on its terms.
-func (t *transport) Connect(ctx context.Context, onMethod device.MethodHandler) (device.Session, error) {
-	s := &session{lost: make(chan struct{})}
+func (t *transport) Connect(ctx context.Context, onMethod device.MethodHandler, onLost func()) (device.Session, error) {
+	s := &session{lost: make(chan struct{}), onLost: onLost}
 	s.ctx, s.cancel = context.WithCancel(ctx)
 	s.tr = mqtt.New(
 		mqtt.WithLogger(sdkLogger{t.dialer.log, t.creds.DeviceID}),
@@ -160,6 +160,7 @@ type session struct {
 	ctx      context.Context
 	cancel   context.CancelFunc
 	lost     chan struct{}
+	onLost   func()
 	lostOnce sync.Once
 }
 
@@ -170,7 +171,12 @@ func (s *session) ReportProperties(ctx context.Context, patch []byte) error {
 
 func (s *session) Lost() <-chan struct{} { return s.lost }
 
-func (s *session) markLost() { s.lostOnce.Do(func() { close(s.lost) }) }
+func (s *session) markLost() {
+	s.lostOnce.Do(func() {
+		close(s.lost)
+		s.onLost()
+	})
+}
 
 func (s *session) Close() error {
 	s.cancel()
