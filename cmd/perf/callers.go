@@ -215,14 +215,20 @@ func (l load) cpuPerCall() time.Duration {
 
 func (l load) rate() float64 { return float64(l.calls) / l.elapsed.Seconds() }
 
-// runLoad keeps inFlight calls going, spread over the devices in turn, for
-// warmup (not counted) and then for d, calling window when counting starts
-// and when it stops. Every call must succeed.
+// runLoad keeps inFlight calls going, spread over the devices in turn,
+// for a warm-up (not counted) and then for d, calling window when counting
+// starts and when it stops. Every call must succeed. The warm-up lasts at
+// least warmup and until every device has had a call: a device's first
+// call after it connected costs more on both paths (goroutine stacks grow,
+// buffers are allocated), and with 10,000 devices a short warm-up would
+// leave most of those first calls in the counted round.
 func runLoad(ctx context.Context, c caller, ids []string, inFlight int, warmup, d time.Duration, window func()) (load, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
 		next     atomic.Uint64
+		warmed   = make(chan struct{})
+		warmOnce sync.Once
 		counting atomic.Bool
 		mu       sync.Mutex
 		lat      []time.Duration
@@ -248,6 +254,8 @@ func runLoad(ctx context.Context, c caller, ids []string, inFlight int, warmup, 
 				}
 				if counting.Load() {
 					mine = append(mine, took)
+				} else if i == len(ids)-1 {
+					warmOnce.Do(func() { close(warmed) }) // the last device had its call
 				}
 			}
 			mu.Lock()
@@ -256,6 +264,10 @@ func runLoad(ctx context.Context, c caller, ids []string, inFlight int, warmup, 
 		})
 	}
 	sleepCtx(ctx, warmup)
+	select {
+	case <-warmed:
+	case <-ctx.Done():
+	}
 	window()
 	counting.Store(true)
 	start := time.Now()

@@ -29,13 +29,14 @@ import (
 // accepts; a device that sends more is disconnected.
 const MaxTelemetryBody = 256 * 1024
 
-// Connection tuning. A connected device costs about 37 KB (measured by
-// BenchmarkMethodThroughput1000): 20 KB of stack for mochi's two goroutines
-// per connection (the reader's blocked path is too deep for the GC to
-// shrink its stack below 16 KB) and 17 KB of heap, mostly TLS and mochi
-// client state. The buffers below are what the gateway controls; the
-// outbound queue and its writer (outbox.go) exist only while a device has
-// packets waiting.
+// Connection tuning. A connected device costs the hub 35 to 38 KB at
+// 10,000 devices (make perf; where it goes is in docs/performance.md): 20
+// KB of stack for mochi's two goroutines per connection (its reader parks
+// with 6 KB of frames, too deep for the GC to shrink its stack below 16 KB,
+// and its idle writer keeps 4 KB), TLS state, mochi's client state, and
+// what the connection storm leaves scattered over the heap. The buffers
+// below are what the gateway controls; the outbound queue and its writer
+// (outbox.go) exist only while a device has packets waiting.
 const (
 	// connectDeadline bounds the TLS handshake and the CONNECT packet; after
 	// CONNECT mochi applies the client's keep-alive.
