@@ -211,7 +211,7 @@ func runNode(ctx context.Context, repo string, info hubInfo, devicesFile string,
 	select {
 	case err = <-got:
 	case <-time.After(10 * time.Minute):
-		err = errors.New("Node.js devices did not connect in 10 minutes")
+		err = errors.New("the Node.js devices did not connect in 10 minutes")
 	case <-ctx.Done():
 		err = ctx.Err()
 	}

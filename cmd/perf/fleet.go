@@ -52,8 +52,6 @@ func floorRequestTopic(id, method string, rid uint64) string {
 	return fmt.Sprintf("%s/methods/POST/%s/?$rid=%d", id, method, rid)
 }
 
-const floorResponseFilter = "+/methods/res/#"
-
 // methodReply is the topic a device answers a request on: the request's
 // prefix ("$iothub" or the device id), status 200, the same request id.
 func methodReply(requestTopic string) (string, bool) {
