@@ -42,7 +42,7 @@ func floorTLS(dataDir string) (*tls.Config, error) {
 // mochi-mqtt broker, the library the hub's device endpoint is built on,
 // with its default options, no authentication and no IoT Hub behaviour.
 // Devices and the requester exchange request and response through it (see
-// floorTopics). The one option changed is how often mochi refreshes its
+// floorRequestTopic). The one option changed is how often mochi refreshes its
 // $SYS topics, which reads runtime.MemStats and so stops the world: once an
 // hour, as the hub does, instead of every second.
 func runBroker(_ context.Context, cfg brokerConfig) (any, handler, func(), error) {

@@ -20,7 +20,7 @@ import (
 
 // fleetConfig configures a fleet of paho devices that answer direct
 // methods, against the hub (IoT Hub topics and SAS credentials) or the
-// floor broker (floorTopics, no credentials). The same code serves both,
+// floor broker (floorRequestTopic, no credentials). The same code serves both,
 // so the two measurements differ only by what is between requester and
 // device.
 type fleetConfig struct {
