@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/iothub-reboot/devmgmt/shared/latency"
 )
 
 // scenario is everything measured with one fleet size.
@@ -199,6 +201,11 @@ func runScenario(ctx context.Context, o options, n int, dir string, withNode boo
 		}
 		sc.floorSerial = append(sc.floorSerial, lat...)
 	}
+	pct := func(d []time.Duration) string {
+		return fmt.Sprintf("p50 %.2f p90 %.2f p99 %.2f p99.9 %.2f ms", latency.PercentileMS(d, 0.5), latency.PercentileMS(d, 0.9),
+			latency.PercentileMS(d, 0.99), latency.PercentileMS(d, 0.999))
+	}
+	log.Info("one call in flight", "devices", n, "hub", pct(sc.hubSerial), "floor", pct(sc.floorSerial))
 	for _, f := range []*child{hubFleet, floorFleet} {
 		var st fleetStats
 		if err := f.call(ctx, "stats", &st); err != nil {
