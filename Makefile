@@ -8,7 +8,7 @@ APP      := $(DIST)/app
 LOCAL    := $(DIST)/local
 FUNCTIONS := $(wildcard functions/*/function.json)
 
-.PHONY: run test lint build bench fuzz package conformance-node clean
+.PHONY: run test lint build bench perf fuzz package conformance-node clean
 
 ## run: start the local system (hub, function app under the local host, simulated devices) and print what to try;
 ## knobs on the command line, one per localdev flag: make run DEVICES=25 PREFIX=dev- HTTP_ADDR=127.0.0.1:7072
@@ -61,10 +61,17 @@ build:
 package: build
 	GO=$(GO) scripts/package.sh $(APP) $(DIST)/app.zip
 
-## bench: every benchmark (the 1,000-device scale scenarios live here, not in tests)
+## bench: every benchmark of both modules (1,000-device benchmarks included; the 10,000-device scenarios are make perf)
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -timeout 30m ./...
 	cd simulator && $(GO) test -run '^$$' -bench . -benchmem -timeout 30m ./...
+
+## perf: the scale scenarios at 1,000 and 10,000 devices, each figure against its floor measured in the same run
+## (hub and simulator memory per device, connect time, direct methods against a bare mochi-mqtt broker, the
+## processor), printed as the markdown table of docs/performance.md; about ten minutes. PERF_FLAGS adds flags
+## (go run ./cmd/perf -h), e.g. make perf PERF_FLAGS='-devices 2000 -out perf.md'
+perf:
+	$(GO) run ./cmd/perf $(PERF_FLAGS)
 
 ## fuzz: run each fuzz target of both modules for FUZZTIME (default 30s), then the hub's
 ## invariants test (random REST and MQTT operations) for FUZZTIME with a fresh seed
