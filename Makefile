@@ -19,7 +19,7 @@ run: build
 # localdev (bin/localdev -h lists them). Only knobs given on the command line
 # are passed: an unrelated HOSTNAME or PREFIX in the environment is not, while
 # LOCALDEV_* variables in the environment reach localdev as they are.
-LOCALDEV_KNOBS := DATA_DIR HOSTNAME MQTT_ADDR HTTPS_ADDR HTTP_ADDR SCRIPT_ROOT SIMULATOR DEVICES PREFIX LOG_LEVEL
+LOCALDEV_KNOBS := DATA_DIR HOSTNAME MQTT_ADDR HTTPS_ADDR AMQP_ADDR AMQP_PLAIN_ADDR HTTP_ADDR SCRIPT_ROOT SIMULATOR DEVICES PREFIX LOG_LEVEL
 localdev_knobs_given = $(foreach k,$(LOCALDEV_KNOBS),$(if $(filter command line,$(origin $(k))),$(k)))
 localdev_env = $(foreach k,$(localdev_knobs_given),LOCALDEV_$(k)=$(call shell_quote,$($(k))))
 shell_quote = '$(subst ','\'',$(1))'
