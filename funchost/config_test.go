@@ -151,7 +151,7 @@ func TestLoadHostConfig(t *testing.T) {
 			require.Equal(t, time.Minute, c.eventHubs.maxWait)
 			require.Equal(t, 300, c.eventHubs.prefetch)
 			require.Equal(t, 1, c.eventHubs.checkpointEvery)
-			require.Equal(t, clientRetry{maxRetries: 3, delay: 800 * time.Millisecond, maxDelay: time.Minute}, c.eventHubs.retry, "EventHubsRetryOptions' defaults")
+			require.Equal(t, clientRetry{maxRetries: 3, delay: 800 * time.Millisecond, maxDelay: time.Minute, tryTimeout: time.Minute}, c.eventHubs.retry, "EventHubsRetryOptions' defaults")
 			require.Zero(t, c.functionTimeout)
 		}},
 		{name: "repository-style", hostJSON: `{"version":"2.0","functionTimeout":"00:10:00",
@@ -195,7 +195,7 @@ func TestLoadHostConfig(t *testing.T) {
 				require.Equal(t, 3, eh.checkpointEvery)
 				require.Equal(t, 5, eh.minBatch)
 				require.Equal(t, 2*time.Second, eh.maxWait)
-				require.Equal(t, clientRetry{maxRetries: 0, delay: 500 * time.Millisecond, maxDelay: 500 * time.Millisecond}, eh.retry, "fixed: every delay is delay")
+				require.Equal(t, clientRetry{maxRetries: 0, delay: 500 * time.Millisecond, maxDelay: 500 * time.Millisecond, tryTimeout: time.Minute}, eh.retry, "fixed: every delay is delay")
 				o := eh.retry.options()
 				require.Equal(t, int32(-1), o.MaxRetries, "no retries (azeventhubs reads 0 as three)")
 			}},

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azeventhubs/v2"
+	"github.com/Azure/go-amqp"
 )
 
 // ownerLevel is the owner level (epoch) of every partition receiver: the
@@ -98,7 +99,9 @@ func (l *ehListener) run(ctx context.Context, ready chan<- struct{}) {
 func (l *ehListener) open(ctx context.Context, first func()) (map[string]azeventhubs.StartPosition, error) {
 	b := newBackoff(l.cfg.retry)
 	for {
-		starts, err := l.startPositions(ctx)
+		try, cancel := context.WithTimeout(ctx, l.cfg.retry.tryTimeout)
+		starts, err := l.startPositions(try)
+		cancel()
 		if err == nil {
 			l.logger.Info("event hub listener started", "eventHub", l.t.eventHubName, "consumerGroup", l.t.consumerGroup,
 				"fullyQualifiedNamespace", l.t.namespace(), "partitions", len(starts), "initialOffset", l.cfg.initial.String(),
@@ -197,17 +200,29 @@ func (l *ehListener) consumePartition(ctx context.Context, pid string, start aze
 			return
 		}
 		delay := b.next()
-		var ehErr *azeventhubs.Error
-		if errors.As(err, &ehErr) && ehErr.Code == azeventhubs.ErrorCodeOwnershipLost {
-			l.logger.Warn("another reader took the partition over (owner level 0 or higher): is another host reading this consumer group? reading it again",
-				"partition", pid, "consumerGroup", l.t.consumerGroup, "retryIn", delay)
-		} else {
-			l.logger.Warn("the partition's receiver failed; reconnecting", "partition", pid, "err", err, "retryIn", delay)
-		}
+		l.logReceiverFailure(pid, err, delay)
 		if !sleep(ctx, delay) {
 			p.checkpointOnClose()
 			return
 		}
+	}
+}
+
+// logReceiverFailure says why a partition's receiver stopped: taken over
+// by another reader, refused (a setting to fix, so an error), or lost.
+func (l *ehListener) logReceiverFailure(pid string, err error, retryIn time.Duration) {
+	var ehErr *azeventhubs.Error
+	var amqpErr *amqp.Error
+	switch {
+	case errors.As(err, &ehErr) && ehErr.Code == azeventhubs.ErrorCodeOwnershipLost:
+		l.logger.Warn("another reader took the partition over (owner level 0 or higher): is another host reading this consumer group? reading it again",
+			"partition", pid, "consumerGroup", l.t.consumerGroup, "retryIn", retryIn)
+	case errors.As(err, &ehErr) && ehErr.Code == azeventhubs.ErrorCodeUnauthorizedAccess,
+		errors.As(err, &amqpErr) && (amqpErr.Condition == amqp.ErrCondNotFound || amqpErr.Condition == amqp.ErrCondUnauthorizedAccess):
+		l.logger.Error("the Event Hub refuses the partition's receiver: check the connection setting, the event hub name and the consumer group; retrying",
+			"partition", pid, "consumerGroup", l.t.consumerGroup, "err", err, "retryIn", retryIn)
+	default:
+		l.logger.Warn("the partition's receiver failed; reconnecting", "partition", pid, "err", err, "retryIn", retryIn)
 	}
 }
 

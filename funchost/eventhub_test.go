@@ -199,6 +199,41 @@ func TestEventHubConnectionNotSet(t *testing.T) {
 	require.Equal(t, http.StatusOK, status)
 }
 
+// TestEventHubRefusedSettings: settings the Event Hub refuses (a consumer
+// group it does not have, a wrong key) are logged as errors naming what to
+// check, and retried with backoff; the rest of the host runs.
+func TestEventHubRefusedSettings(t *testing.T) {
+	t.Parallel()
+	app := newFakeApp(t, fakeHostJSON, map[string]string{"Events": ehFunction("many", ""), "Info": infoFunction})
+	hub := newEHHub(t, &localhub.Options{Partitions: 1})
+	fast := func(s map[string]string) map[string]string {
+		s["AzureFunctionsJobHost__extensions__eventHubs__clientRetryOptions__delay"] = "00:00:00.010"
+		s["AzureFunctionsJobHost__extensions__eventHubs__clientRetryOptions__maximumDelay"] = "00:00:00.100"
+		return s
+	}
+
+	t.Run("unknown consumer group", func(t *testing.T) {
+		s := fast(ehSettings(t, hub.Hub))
+		s["FAKE_GROUP"] = "nosuchgroup"
+		logs := newLogRecorder(t)
+		h := app.start(t, Options{Settings: s, Logger: logs.logger()})
+		logs.awaitN(t, "the refusal, retried", 2, containsAll("ERROR the Event Hub refuses the partition's receiver", "consumerGroup=nosuchgroup", "amqp:not-found"))
+		status, _ := do(t, http.MethodGet, h.URL()+"/api/info", nil, nil)
+		require.Equal(t, http.StatusOK, status)
+	})
+
+	t.Run("wrong key", func(t *testing.T) {
+		s := fast(ehSettings(t, hub.Hub))
+		s["FAKE_EH"] = regexp.MustCompile(`SharedAccessKey=[^;]+`).ReplaceAllString(s["FAKE_EH"], "SharedAccessKey=d3Jvbmc=")
+		logs := newLogRecorder(t)
+		h := app.start(t, Options{Settings: s, Logger: logs.logger()})
+		logs.awaitN(t, "the refusal, retried", 2, containsAll("ERROR the Event Hubs listener was unable to start; retrying", "401", "unauthorized"))
+		require.Zero(t, logs.count(containsAll("d3Jvbmc")), "the key is not logged")
+		status, _ := do(t, http.MethodGet, h.URL()+"/api/info", nil, nil)
+		require.Equal(t, http.StatusOK, status)
+	})
+}
+
 // TestEventHubEnvelopeFromAMQP pins the batch envelope of real events: a
 // paho device's telemetry and reported-property update, routed by the
 // local hub, read over AMQP with azeventhubs. Values that differ from run

@@ -101,11 +101,14 @@ func (o initialOffset) String() string {
 // clientRetry is clientRetryOptions: how the Event Hubs client retries
 // its own operations (connecting, receiving) before reporting an error.
 // Defaults are EventHubsRetryOptions': three retries, exponential from
-// 0.8 s up to one minute.
+// 0.8 s up to one minute, one minute per try.
 type clientRetry struct {
 	maxRetries int
 	delay      time.Duration
 	maxDelay   time.Duration
+	// tryTimeout bounds each attempt to open a listener (azeventhubs has
+	// no per-try timeout of its own).
+	tryTimeout time.Duration
 }
 
 type hostJSON struct {
@@ -137,6 +140,7 @@ type eventHubsJSON struct {
 		Delay          string
 		MaximumDelay   string
 		MaximumRetries flexInt
+		TryTimeout     string
 	}
 }
 
@@ -255,7 +259,7 @@ func (hj hostJSON) eventHubs() (eventHubsConfig, error) {
 		maxWait:         defaultMaxWaitTime,
 		prefetch:        defaultPrefetchCount,
 		checkpointEvery: 1,
-		retry:           clientRetry{maxRetries: 3, delay: 800 * time.Millisecond, maxDelay: time.Minute},
+		retry:           clientRetry{maxRetries: 3, delay: 800 * time.Millisecond, maxDelay: time.Minute, tryTimeout: time.Minute},
 	}
 	const key = "host.json extensions.eventHubs."
 	if eh.MaxEventBatchSize.Set {
@@ -303,7 +307,7 @@ func (hj hostJSON) eventHubs() (eventHubsConfig, error) {
 	for _, d := range []struct {
 		name, value string
 		to          *time.Duration
-	}{{"delay", r.Delay, &c.retry.delay}, {"maximumDelay", r.MaximumDelay, &c.retry.maxDelay}} {
+	}{{"delay", r.Delay, &c.retry.delay}, {"maximumDelay", r.MaximumDelay, &c.retry.maxDelay}, {"tryTimeout", r.TryTimeout, &c.retry.tryTimeout}} {
 		if d.value == "" {
 			continue
 		}
@@ -320,6 +324,9 @@ func (hj hostJSON) eventHubs() (eventHubsConfig, error) {
 	}
 	if c.retry.maxDelay < c.retry.delay {
 		c.retry.maxDelay = c.retry.delay
+	}
+	if c.retry.tryTimeout <= 0 {
+		return c, fmt.Errorf(key+"clientRetryOptions.tryTimeout: %s must be positive", r.TryTimeout)
 	}
 	return c, nil
 }
