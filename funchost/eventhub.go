@@ -37,20 +37,22 @@ type ehListener struct {
 	logger *slog.Logger
 }
 
-// startConsumers starts fn's listener, which runs until ctx ends. It
-// returns once the listener knows the Event Hub's partitions and where
-// each starts (its checkpoint, else host.json's initialOffsetOptions), so
-// that an event sent after Start returns is delivered even fromEnd; if
-// the Event Hub cannot be reached, the listener keeps trying in the
-// background and Start goes on, as the host does when a listener fails
-// to start.
-func (h *Host) startConsumers(ctx context.Context, fn *function) {
+// startConsumers starts fn's listener, which runs until ctx ends. The
+// returned channel is closed once the listener knows the Event Hub's
+// partitions and where each starts (its checkpoint, else host.json's
+// initialOffsetOptions), so that Start can wait for it and an event sent
+// after Start returns is delivered even fromEnd; or once its first attempt
+// failed: the listener then keeps trying in the background and the host
+// goes on, as the Functions host does when a listener fails to start.
+func (h *Host) startConsumers(ctx context.Context, fn *function) <-chan struct{} {
+	ready := make(chan struct{})
 	t := fn.eventHub
 	client, err := t.conn.consumerClient(t.eventHubName, t.consumerGroup, h.cfg.eventHubs.retry)
 	if err != nil {
 		// The host marks the function in error and runs the others.
 		h.logger.Error("the Event Hubs listener cannot start", "function", fn.name, "err", err)
-		return
+		close(ready)
+		return ready
 	}
 	l := &ehListener{h: h, fn: fn, t: t, cfg: h.cfg.eventHubs, client: client,
 		logger: h.logger.With("function", fn.name)}
@@ -60,12 +62,8 @@ func (h *Host) startConsumers(ctx context.Context, fn *function) {
 	if fn.eventHub.untypedMany {
 		l.logger.Warn("cardinality many without dataType: the host's encoding is unverified; events are sent as strings")
 	}
-	ready := make(chan struct{})
 	h.consumers.Go(func() { l.run(ctx, ready) })
-	select {
-	case <-ready:
-	case <-ctx.Done():
-	}
+	return ready
 }
 
 // run opens the listener (with bounded backoff until it can), then reads

@@ -2,8 +2,10 @@ package funchost
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"flag"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -508,3 +510,42 @@ func compareGolden(t *testing.T, name string, body []byte) {
 type errString string
 
 func (e errString) Error() string { return string(e) }
+
+// TestEventHubStartBoundedByContext: Start waits for the listeners, but no
+// longer than its context: an endpoint that accepts connections and never
+// answers does not hold it.
+func TestEventHubStartBoundedByContext(t *testing.T) {
+	t.Parallel()
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { silent.Close() })
+	accepted := make(chan net.Conn, 16)
+	go func() {
+		for {
+			c, err := silent.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c // held open, never answered
+		}
+	}()
+	t.Cleanup(func() {
+		for {
+			select {
+			case c := <-accepted:
+				c.Close()
+			default:
+				return
+			}
+		}
+	})
+	app := newFakeApp(t, fakeHostJSON, map[string]string{"Events": ehFunction("many", "")})
+	settings := map[string]string{"FAKE_HUB": "hub", "FAKE_GROUP": "g",
+		"FAKE_EH": "Endpoint=sb://localhost" + silent.Addr().String()[strings.LastIndex(silent.Addr().String(), ":"):] + ";SharedAccessKeyName=k;SharedAccessKey=a2V5;UseDevelopmentEmulator=true"}
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+	defer cancel()
+	h, err := Start(ctx, app.options(t, Options{Settings: settings}))
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	require.ErrorContains(t, err, "waiting for the Event Hubs listeners to start")
+	require.Nil(t, h)
+}

@@ -86,8 +86,10 @@ const (
 
 // Start indexes the functions of opts.ScriptRoot, starts the handler and
 // waits until it answers HTTP, then serves the HTTP triggers and starts
-// the Event Hubs listeners. ctx bounds start-up, readiness included; the
-// host then runs until Close.
+// the Event Hubs listeners, waiting until each knows where its partitions
+// start (or failed a first time and goes on trying in the background).
+// ctx bounds start-up, both waits included; the host then runs until
+// Close.
 func Start(ctx context.Context, opts Options) (*Host, error) {
 	logger := opts.Logger
 	if logger == nil {
@@ -184,7 +186,11 @@ func Start(ctx context.Context, opts Options) (*Host, error) {
 	})
 	listenersCtx, stopListeners := context.WithCancel(context.Background())
 	h.stopListeners = stopListeners
-	h.startListeners(listenersCtx)
+	select {
+	case <-h.startListeners(listenersCtx):
+	case <-ctx.Done():
+		return nil, errors.Join(fmt.Errorf("funchost: waiting for the Event Hubs listeners to start: %w", ctx.Err()), h.Close())
+	}
 	h.logFunctions()
 	logger.Info("Functions host started", "url", h.url)
 	return h, nil
@@ -200,13 +206,22 @@ func (h *Host) fail(err error) {
 }
 
 // startListeners starts the Event Hubs listeners, which run until ctx
-// ends.
-func (h *Host) startListeners(ctx context.Context) {
+// ends. The returned channel is closed when every listener is ready (see
+// startConsumers).
+func (h *Host) startListeners(ctx context.Context) <-chan struct{} {
+	var starting sync.WaitGroup
 	for _, fn := range h.fns {
 		if fn.eventHub != nil && !fn.disabled {
-			h.startConsumers(ctx, fn)
+			ready := h.startConsumers(ctx, fn)
+			starting.Go(func() { <-ready })
 		}
 	}
+	all := make(chan struct{})
+	go func() {
+		starting.Wait()
+		close(all)
+	}()
+	return all
 }
 
 // logFunctions lists the functions the way func start does, and says
