@@ -73,7 +73,13 @@ func escapeSegment(s string) string {
 	return b.String()
 }
 
-// get returns the key's checkpoint; ok is false when there is none.
+// errInvalidCheckpoint marks a checkpoint file that cannot be read as one,
+// which the extension's blob store ignores ("This checkpoint is not valid
+// and will be ignored"), so the partition starts at the initial offset.
+var errInvalidCheckpoint = errors.New("the checkpoint is not valid and is ignored")
+
+// get returns the key's checkpoint; ok is false when there is none. A file
+// that holds no checkpoint gives an error wrapping errInvalidCheckpoint.
 func (s *checkpointStore) get(k checkpointKey) (cp checkpoint, ok bool, err error) {
 	if s.dir == "" {
 		s.mu.Lock()
@@ -88,8 +94,8 @@ func (s *checkpointStore) get(k checkpointKey) (cp checkpoint, ok bool, err erro
 	if err != nil {
 		return checkpoint{}, false, fmt.Errorf("read checkpoint: %w", err)
 	}
-	if err := json.Unmarshal(b, &cp); err != nil {
-		return checkpoint{}, false, fmt.Errorf("checkpoint %s: %w", s.path(k), err)
+	if err := json.Unmarshal(b, &cp); err != nil || cp.SequenceNumber < 0 {
+		return checkpoint{}, false, fmt.Errorf("%s: %w", s.path(k), errInvalidCheckpoint)
 	}
 	return cp, true, nil
 }

@@ -132,7 +132,9 @@ func (l *ehListener) startPositions(ctx context.Context) (map[string]azeventhubs
 	yes := true
 	for _, pid := range props.PartitionIDs {
 		cp, ok, err := l.h.checkpoints.get(l.key(pid))
-		if err != nil {
+		if errors.Is(err, errInvalidCheckpoint) {
+			l.logger.Warn("checkpoint ignored: the partition starts at the initial offset", "partition", pid, "err", err)
+		} else if err != nil {
 			return nil, err
 		}
 		switch {

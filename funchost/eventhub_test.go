@@ -126,8 +126,11 @@ func TestEventHubCheckpointsSurviveRestart(t *testing.T) {
 	require.Zero(t, logs.count(containsAll("INFO delivered sequenceNumbers=[1")), "checkpointed events are not delivered again")
 	require.NoError(t, second.Close())
 
-	// Without the checkpoints a host starts from the start of the stream.
-	app.start(t, Options{Settings: ehSettings(t, hub.Hub), Logger: logs.logger(), CheckpointDir: t.TempDir()})
+	// A checkpoint that is not one is ignored, as the extension ignores an
+	// invalid checkpoint blob: the host starts from the start of the stream.
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "localhost", "localhost", "localdev", "checkpoint", "0"), []byte("{not json"), 0o600))
+	app.start(t, Options{Settings: ehSettings(t, hub.Hub), Logger: logs.logger(), CheckpointDir: dir})
+	logs.await(t, "the ignored checkpoint", containsAll("WARN checkpoint ignored", "the checkpoint is not valid"))
 	logs.await(t, "everything again", containsAll("INFO delivered sequenceNumbers=[0"))
 }
 
