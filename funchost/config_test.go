@@ -146,7 +146,12 @@ func TestLoadHostConfig(t *testing.T) {
 			require.False(t, c.handler.forwarding)
 			require.Equal(t, 30*time.Second, c.handler.initTimeout)
 			require.Equal(t, 100, c.eventHubs.maxBatch)
-			require.True(t, c.eventHubs.initial.Earliest, "fromStart")
+			require.Equal(t, fromStart, c.eventHubs.initial.typ, "fromStart, as the extension's InitialOffsetOptions")
+			require.Equal(t, 1, c.eventHubs.minBatch)
+			require.Equal(t, time.Minute, c.eventHubs.maxWait)
+			require.Equal(t, 300, c.eventHubs.prefetch)
+			require.Equal(t, 1, c.eventHubs.checkpointEvery)
+			require.Equal(t, clientRetry{maxRetries: 3, delay: 800 * time.Millisecond, maxDelay: time.Minute, tryTimeout: time.Minute}, c.eventHubs.retry, "EventHubsRetryOptions' defaults")
 			require.Zero(t, c.functionTimeout)
 		}},
 		{name: "repository-style", hostJSON: `{"version":"2.0","functionTimeout":"00:10:00",
@@ -158,7 +163,7 @@ func TestLoadHostConfig(t *testing.T) {
 				require.Equal(t, 2*time.Second, c.handler.initTimeout)
 				require.Equal(t, 10*time.Minute, c.functionTimeout)
 				require.Equal(t, 7, c.eventHubs.maxBatch)
-				require.True(t, c.eventHubs.initial.Latest, "fromEnd")
+				require.Equal(t, fromEnd, c.eventHubs.initial.typ)
 			}},
 		{name: "overrides from settings", hostJSON: base, settings: settings{
 			"AzureFunctionsJobHost__customHandler__enableForwardingHttpRequest":        "true",
@@ -178,8 +183,25 @@ func TestLoadHostConfig(t *testing.T) {
 		{name: "fromEnqueuedTime", hostJSON: `{"version":"2.0","customHandler":{"description":{"defaultExecutablePath":"h"}},
 			"extensions":{"eventHubs":{"initialOffsetOptions":{"type":"FromEnqueuedTime","enqueuedTimeUtc":"2025-01-31T08:00:00Z"}}}}`,
 			check: func(t *testing.T, c hostConfig) {
-				require.Equal(t, time.Date(2025, 1, 31, 8, 0, 0, 0, time.UTC), *c.eventHubs.initial.EnqueuedTime)
+				require.Equal(t, initialOffset{typ: fromEnqueuedTime, at: time.Date(2025, 1, 31, 8, 0, 0, 0, time.UTC)}, c.eventHubs.initial)
 			}},
+		{name: "event hubs settings", hostJSON: `{"version":"2.0","customHandler":{"description":{"defaultExecutablePath":"h"}},
+			"extensions":{"eventHubs":{"prefetchCount":0,"batchCheckpointFrequency":"3","minEventBatchSize":5,"maxWaitTime":"00:00:02",
+			"clientRetryOptions":{"mode":"fixed","delay":"00:00:00.5","maximumDelay":"00:00:10","maximumRetries":0,"tryTimeout":"00:01:00"}}}}`,
+			check: func(t *testing.T, c hostConfig) {
+				eh := c.eventHubs
+				require.Equal(t, 0, eh.prefetch)
+				require.Equal(t, int32(-1), prefetchOption(eh.prefetch), "0 turns prefetching off")
+				require.Equal(t, 3, eh.checkpointEvery)
+				require.Equal(t, 5, eh.minBatch)
+				require.Equal(t, 2*time.Second, eh.maxWait)
+				require.Equal(t, clientRetry{maxRetries: 0, delay: 500 * time.Millisecond, maxDelay: 500 * time.Millisecond, tryTimeout: time.Minute}, eh.retry, "fixed: every delay is delay")
+				o := eh.retry.options()
+				require.Equal(t, int32(-1), o.MaxRetries, "no retries (azeventhubs reads 0 as three)")
+			}},
+		{name: "bad prefetch", hostJSON: `{"version":"2.0","customHandler":{"description":{"defaultExecutablePath":"h"}},"extensions":{"eventHubs":{"prefetchCount":6000}}}`, wantErr: "prefetchCount"},
+		{name: "bad checkpoint frequency", hostJSON: `{"version":"2.0","customHandler":{"description":{"defaultExecutablePath":"h"}},"extensions":{"eventHubs":{"batchCheckpointFrequency":0}}}`, wantErr: "batchCheckpointFrequency"},
+		{name: "bad retry mode", hostJSON: `{"version":"2.0","customHandler":{"description":{"defaultExecutablePath":"h"}},"extensions":{"eventHubs":{"clientRetryOptions":{"mode":"linear"}}}}`, wantErr: "clientRetryOptions.mode"},
 		{name: "no version", hostJSON: `{"customHandler":{"description":{"defaultExecutablePath":"h"}}}`, wantErr: "'version'"},
 		{name: "old version", hostJSON: `{"version":"1.0","customHandler":{"description":{"defaultExecutablePath":"h"}}}`, wantErr: `"1.0"`},
 		{name: "no custom handler", hostJSON: `{"version":"2.0"}`, wantErr: "defaultExecutablePath is required"},
@@ -242,7 +264,7 @@ func TestLoadFunctions(t *testing.T) {
 
 	ev := byName["Events"].eventHub
 	require.Equal(t, "fromconn", ev.eventHubName, "EntityPath wins over eventHubName")
-	require.Equal(t, "ns.example.net", ev.namespace)
+	require.Equal(t, "ns.example.net", ev.namespace())
 	require.Equal(t, "$Default", ev.consumerGroup)
 	require.True(t, ev.many)
 	require.True(t, ev.binary)

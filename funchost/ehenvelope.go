@@ -7,7 +7,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/iothub-reboot/devmgmt/localhub"
+	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azeventhubs/v2"
+	"github.com/Azure/go-amqp"
 )
 
 // dotnetUnspecified renders a UTC time as Newtonsoft renders the Event
@@ -22,16 +23,20 @@ type eventHubTrigger struct {
 	binary        bool
 	eventHubName  string
 	consumerGroup string
-	namespace     string
+	conn          ehConnection
 	// untypedMany: cardinality many without dataType, which the host
 	// delivers as object[] (unverified); sent as strings here.
 	untypedMany bool
 }
 
-// newEventHubTrigger resolves %SETTING% expressions and the connection
-// the way the extension does: EntityPath in the connection string wins
-// over eventHubName; <connection>__fullyQualifiedNamespace is the
-// identity-based form.
+// namespace is the PartitionContext's FullyQualifiedNamespace.
+func (t *eventHubTrigger) namespace() string { return t.conn.namespace }
+
+// newEventHubTrigger resolves the binding like the extension's
+// EventHubClientFactory: %SETTING% expressions in eventHubName,
+// consumerGroup (default $Default) and connection, the connection setting
+// (resolveConnection), and EntityPath in a connection string winning over
+// eventHubName.
 func newEventHubTrigger(b binding, s settings) (*eventHubTrigger, error) {
 	t := &eventHubTrigger{binding: b.Name, consumerGroup: "$Default"}
 	switch strings.ToLower(b.Cardinality) {
@@ -63,45 +68,23 @@ func newEventHubTrigger(b binding, s settings) (*eventHubTrigger, error) {
 			return nil, fmt.Errorf("consumerGroup: %w", err)
 		}
 	}
-	conn := b.Connection
-	if conn == "" {
+	if b.Connection == "" {
 		return nil, fmt.Errorf("binding %q has no connection setting name", b.Name)
 	}
-	if cs, ok := s.get(conn); ok && strings.TrimSpace(cs) != "" {
-		fields := parseConnectionString(cs)
-		t.namespace = hostOfEndpoint(fields["endpoint"])
-		if ep := fields["entitypath"]; ep != "" {
-			t.eventHubName = ep
-		}
-	} else if ns, ok := s.get(conn + "__fullyQualifiedNamespace"); ok && ns != "" {
-		t.namespace = ns
-	} else {
-		return nil, fmt.Errorf("the connection setting %q (or %s__fullyQualifiedNamespace) is not set", conn, conn)
+	conn, err := resolveBindingExpression(b.Connection, s)
+	if err != nil {
+		return nil, fmt.Errorf("connection: %w", err)
+	}
+	if t.conn, err = resolveConnection(conn, s); err != nil {
+		return nil, err
+	}
+	if t.conn.entityPath != "" {
+		t.eventHubName = t.conn.entityPath
 	}
 	if t.eventHubName == "" {
-		return nil, fmt.Errorf("no event hub name: set eventHubName or EntityPath in %q", conn)
+		return nil, fmt.Errorf("no event hub name: set eventHubName, or EntityPath in the connection %q", conn)
 	}
 	return t, nil
-}
-
-// parseConnectionString splits "Key=Value;..." with lower-case keys.
-func parseConnectionString(cs string) map[string]string {
-	out := map[string]string{}
-	for part := range strings.SplitSeq(cs, ";") {
-		if k, v, ok := strings.Cut(part, "="); ok {
-			out[strings.ToLower(strings.TrimSpace(k))] = strings.TrimSpace(v)
-		}
-	}
-	return out
-}
-
-// hostOfEndpoint turns "sb://ns.servicebus.windows.net/" into its host.
-func hostOfEndpoint(ep string) string {
-	if _, rest, ok := strings.Cut(ep, "://"); ok {
-		ep = rest
-	}
-	host, _, _ := strings.Cut(ep, "/")
-	return host
 }
 
 // partitionContext is the extension's PartitionContext object.
@@ -155,18 +138,20 @@ type ehBatchMetadata struct {
 }
 
 // ehSingleMetadata is Metadata for cardinality one: strings and numbers
-// JSON-encoded once more, objects as objects, null PartitionKey omitted.
+// JSON-encoded once more, objects as objects, nulls omitted.
 type ehSingleMetadata struct {
-	TriggerPartitionContext partitionContext  `json:"TriggerPartitionContext"`
-	PartitionContext        partitionContext  `json:"PartitionContext"`
-	Offset                  string            `json:"Offset"`
-	OffsetString            string            `json:"OffsetString"`
-	SequenceNumber          string            `json:"SequenceNumber"`
-	EnqueuedTimeUtc         string            `json:"EnqueuedTimeUtc"`
-	Properties              map[string]string `json:"Properties"`
-	SystemProperties        map[string]any    `json:"SystemProperties"`
-	RetryContext            *retryContext     `json:"RetryContext,omitempty"`
-	Sys                     sysData           `json:"sys"`
+	TriggerPartitionContext partitionContext `json:"TriggerPartitionContext"`
+	PartitionContext        partitionContext `json:"PartitionContext"`
+	Offset                  string           `json:"Offset"`
+	OffsetString            string           `json:"OffsetString"`
+	// PartitionKey is left out when null, as every null.
+	PartitionKey     string         `json:"PartitionKey,omitempty"`
+	SequenceNumber   string         `json:"SequenceNumber"`
+	EnqueuedTimeUtc  string         `json:"EnqueuedTimeUtc"`
+	Properties       map[string]any `json:"Properties"`
+	SystemProperties map[string]any `json:"SystemProperties"`
+	RetryContext     *retryContext  `json:"RetryContext,omitempty"`
+	Sys              sysData        `json:"sys"`
 }
 
 type ehEnvelope struct {
@@ -177,19 +162,20 @@ type ehEnvelope struct {
 // buildEventHubBatch renders a cardinality-many invocation
 // (functions-custom-handler.md §3.1-§3.2): Data.<binding> is a string
 // holding the JSON array of the bodies (strings, or base64 for binary).
-func buildEventHubBatch(t *eventHubTrigger, pc partitionContext, evs []localhub.Event, sys sysData, retry *retryContext) ([]byte, error) {
+func buildEventHubBatch(t *eventHubTrigger, pc partitionContext, evs []*azeventhubs.ReceivedEventData, sys sysData, retry *retryContext) ([]byte, error) {
 	n := len(evs)
 	keys := make([]*string, n)
 	offsets := make([]string, n)
 	seqs := make([]int64, n)
 	times := make([]string, n)
-	props := make([]map[string]string, n)
+	props := make([]map[string]any, n)
 	sysProps := make([]map[string]any, n)
 	bodies := make([]string, n)
 	for i, e := range evs {
+		keys[i] = e.PartitionKey
 		offsets[i] = e.Offset
 		seqs[i] = e.SequenceNumber
-		times[i] = e.EnqueuedTime.UTC().Format(dotnetUnspecified)
+		times[i] = enqueuedTime(e).Format(dotnetUnspecified)
 		props[i] = properties(e)
 		sysProps[i] = systemProperties(e)
 		bodies[i] = bodyText(t, e.Body)
@@ -224,7 +210,7 @@ func buildEventHubBatch(t *eventHubTrigger, pc partitionContext, evs []localhub.
 
 // buildEventHubSingle renders a cardinality-one invocation: Data.<binding>
 // is the body JSON-encoded once more (string), or base64 (binary).
-func buildEventHubSingle(t *eventHubTrigger, pc partitionContext, e localhub.Event, sys sysData, retry *retryContext) ([]byte, error) {
+func buildEventHubSingle(t *eventHubTrigger, pc partitionContext, e *azeventhubs.ReceivedEventData, sys sysData, retry *retryContext) ([]byte, error) {
 	data := base64.StdEncoding.EncodeToString(e.Body)
 	if !t.binary {
 		data = jsonString(string(e.Body))
@@ -236,11 +222,14 @@ func buildEventHubSingle(t *eventHubTrigger, pc partitionContext, e localhub.Eve
 		OffsetString:            jsonString(e.Offset),
 		SequenceNumber:          strconv.FormatInt(e.SequenceNumber, 10),
 		// DateTime metadata keeps whole seconds and no zone.
-		EnqueuedTimeUtc:  e.EnqueuedTime.UTC().Format("2006-01-02T15:04:05"),
+		EnqueuedTimeUtc:  enqueuedTime(e).Format("2006-01-02T15:04:05"),
 		Properties:       properties(e),
 		SystemProperties: systemProperties(e),
 		RetryContext:     retry,
 		Sys:              sys,
+	}
+	if e.PartitionKey != nil {
+		meta.PartitionKey = jsonString(*e.PartitionKey)
 	}
 	return marshal(ehEnvelope{Data: map[string]string{t.binding: data}, Metadata: meta})
 }
@@ -253,48 +242,65 @@ func bodyText(t *eventHubTrigger, body []byte) string {
 	return string(body)
 }
 
-func properties(e localhub.Event) map[string]string {
-	if e.Properties == nil {
-		return map[string]string{}
+// enqueuedTime is x-opt-enqueued-time in UTC (the zero time if an event
+// lacks it, which Event Hubs never sends).
+func enqueuedTime(e *azeventhubs.ReceivedEventData) time.Time {
+	if e.EnqueuedTime == nil {
+		return time.Time{}
 	}
-	return e.Properties
+	return e.EnqueuedTime.UTC()
 }
 
-// systemProperties is the event's SystemProperties: the AMQP properties
-// that are set, every message annotation (IoT Hub's iothub-* ones
-// included) and the extension's own entries.
-func systemProperties(e localhub.Event) map[string]any {
-	sp := make(map[string]any, len(e.Annotations)+16)
-	if e.MessageID != "" {
-		sp["message-id"] = e.MessageID
+// properties are the event's application properties as the host
+// serializes EventData.Properties (an IDictionary<string, object>).
+func properties(e *azeventhubs.ReceivedEventData) map[string]any {
+	out := make(map[string]any, len(e.Properties))
+	for k, v := range e.Properties {
+		out[k] = dotnetValue(v)
 	}
-	if e.UserID != nil {
-		sp["user-id"] = base64.StdEncoding.EncodeToString(e.UserID)
-	}
-	if e.CorrelationID != "" {
-		sp["correlation-id"] = e.CorrelationID
-	}
-	if e.ContentType != "" {
-		sp["content-type"] = e.ContentType
-	}
-	if e.ContentEncoding != "" {
-		sp["content-encoding"] = e.ContentEncoding
-	}
-	for k, v := range e.Annotations {
-		if t, ok := v.(time.Time); ok {
-			v = t.UTC().Format(dotnetUTC)
-		}
-		sp[k] = v
-	}
-	// IoT Hub stamps these on every message it routes; the local hub's log
-	// keeps them as event fields.
-	setDefault(sp, "iothub-connection-device-id", e.DeviceID)
-	setDefault(sp, "iothub-connection-module-id", e.ModuleID)
-	setDefault(sp, "iothub-enqueuedtime", e.EnqueuedTime.UTC().Format(dotnetUTC))
+	return out
+}
 
-	sp["x-opt-sequence-number"] = e.SequenceNumber
-	sp["x-opt-offset"] = e.Offset
-	sp["x-opt-enqueued-time"] = e.EnqueuedTime.UTC().Format(dotnetUTC)
+// systemProperties is the event's SystemProperties as the extension builds
+// them (AmqpSystemProperties): the AMQP properties that are set, every
+// message annotation (Event Hubs' x-opt-* and IoT Hub's iothub-* ones
+// included), then the extension's own entries.
+func systemProperties(e *azeventhubs.ReceivedEventData) map[string]any {
+	var raw *azeventhubs.AMQPAnnotatedMessage
+	if e.RawAMQPMessage != nil {
+		raw = e.RawAMQPMessage
+	} else {
+		raw = &azeventhubs.AMQPAnnotatedMessage{}
+	}
+	sp := make(map[string]any, len(raw.MessageAnnotations)+16)
+	if p := raw.Properties; p != nil {
+		setAny(sp, "message-id", p.MessageID)
+		if p.UserID != nil {
+			sp["user-id"] = base64.StdEncoding.EncodeToString(p.UserID)
+		}
+		setString(sp, "to", p.To)
+		setString(sp, "subject", p.Subject)
+		setString(sp, "reply-to", p.ReplyTo)
+		setAny(sp, "correlation-id", p.CorrelationID)
+		setString(sp, "content-type", p.ContentType)
+		setString(sp, "content-encoding", p.ContentEncoding)
+		if p.AbsoluteExpiryTime != nil {
+			sp["absolute-expiry-time"] = dotnetValue(*p.AbsoluteExpiryTime)
+		}
+		if p.CreationTime != nil {
+			sp["creation-time"] = dotnetValue(*p.CreationTime)
+		}
+		setString(sp, "group-id", p.GroupID)
+		if p.GroupSequence != nil {
+			sp["group-sequence"] = *p.GroupSequence
+		}
+		setString(sp, "reply-to-group-id", p.ReplyToGroupID)
+	}
+	for k, v := range raw.MessageAnnotations {
+		if key, ok := k.(string); ok {
+			sp[key] = dotnetValue(v)
+		}
+	}
 	sp["SequenceNumber"] = e.SequenceNumber
 	if off, err := strconv.ParseInt(e.Offset, 10, 64); err == nil {
 		sp["Offset"] = off
@@ -302,13 +308,40 @@ func systemProperties(e localhub.Event) map[string]any {
 		sp["Offset"] = e.Offset
 	}
 	sp["OffsetString"] = e.Offset
-	sp["PartitionKey"] = nil
-	sp["EnqueuedTimeUtc"] = e.EnqueuedTime.UTC().Format(dotnetUnspecified)
+	if e.PartitionKey != nil {
+		sp["PartitionKey"] = *e.PartitionKey
+	} else {
+		sp["PartitionKey"] = nil
+	}
+	sp["EnqueuedTimeUtc"] = enqueuedTime(e).Format(dotnetUnspecified)
 	return sp
 }
 
-func setDefault(m map[string]any, k, v string) {
-	if _, ok := m[k]; !ok && v != "" {
-		m[k] = v
+func setString(m map[string]any, k string, v *string) {
+	if v != nil {
+		m[k] = *v
 	}
+}
+
+func setAny(m map[string]any, k string, v any) {
+	if v != nil {
+		m[k] = dotnetValue(v)
+	}
+}
+
+// dotnetValue renders an AMQP value as Newtonsoft renders the .NET value
+// the client decodes it to: timestamps as UTC DateTimes, binary as base64,
+// UUIDs as GUID strings; numbers, strings and booleans as they are.
+func dotnetValue(v any) any {
+	switch x := v.(type) {
+	case time.Time:
+		return x.UTC().Format(dotnetUTC)
+	case []byte:
+		return base64.StdEncoding.EncodeToString(x)
+	case amqp.UUID:
+		return x.String()
+	case amqp.Symbol:
+		return string(x)
+	}
+	return v
 }

@@ -11,15 +11,18 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azeventhubs/v2"
 	"github.com/stretchr/testify/require"
 
 	"github.com/iothub-reboot/devmgmt/funchost/funchosttest"
 	"github.com/iothub-reboot/devmgmt/localhub"
+	"github.com/iothub-reboot/devmgmt/localhub/localhubtest"
 )
 
 // awaitTimeout bounds every wait for a log line or a restart.
@@ -232,6 +235,9 @@ func fakeWorkerPath(t testing.TB) string {
 }
 
 func TestMain(m *testing.M) {
+	if child := os.Getenv(childEnv); child != "" {
+		os.Exit(runChild(child))
+	}
 	code := m.Run()
 	if fakeWorker.dir != "" {
 		os.RemoveAll(fakeWorker.dir)
@@ -313,55 +319,147 @@ func info(t testing.TB, h *Host) workerInfo {
 	return wi
 }
 
-// fakeSource is an in-memory EventSource: events appended by the test,
-// numbered per partition from 0.
-type fakeSource struct {
-	mu    sync.Mutex
-	parts [][]localhub.Event
-	wake  chan struct{}
+// ehHub is a local hub whose built-in endpoint feeds the tests' Event
+// Hubs triggers over AMQP, with a producer to send it events.
+type ehHub struct {
+	*localhub.Hub
+	producer *azeventhubs.ProducerClient
 }
 
-func newFakeSource(partitions int) *fakeSource {
-	return &fakeSource{parts: make([][]localhub.Event, partitions), wake: make(chan struct{})}
+// newEHHub starts a hub (localhubtest.New) and a producer on its plain
+// AMQP listener.
+func newEHHub(t testing.TB, opts *localhub.Options) *ehHub {
+	t.Helper()
+	return connectEHHub(t, localhubtest.New(t, opts))
 }
 
-func (s *fakeSource) PartitionCount() int { return len(s.parts) }
+// connectEHHub adds a producer to hub, closed in t.Cleanup. The policy
+// iothubowner may publish to the local hub's built-in endpoint.
+func connectEHHub(t testing.TB, hub *localhub.Hub) *ehHub {
+	t.Helper()
+	cs, err := hub.EventHubConnectionString("iothubowner", true)
+	require.NoError(t, err)
+	p, err := azeventhubs.NewProducerClientFromConnectionString(cs, "", nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { p.Close(context.Background()) })
+	return &ehHub{Hub: hub, producer: p}
+}
 
-func (s *fakeSource) Seek(p int, pos localhub.Position) (int64, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if pos.Latest {
-		return int64(len(s.parts[p])), nil
+// send publishes one event per body to a partition, in order.
+func (h *ehHub) send(t testing.TB, partition string, bodies ...string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), awaitTimeout)
+	defer cancel()
+	batch, err := h.producer.NewEventDataBatch(ctx, &azeventhubs.EventDataBatchOptions{PartitionID: &partition})
+	require.NoError(t, err)
+	for _, b := range bodies {
+		require.NoError(t, batch.AddEventData(&azeventhubs.EventData{Body: []byte(b)}, nil))
 	}
-	return 0, nil
+	require.NoError(t, h.producer.SendEventDataBatch(ctx, batch, nil))
 }
 
-func (s *fakeSource) Read(ctx context.Context, p int, from int64, max int) ([]localhub.Event, error) {
+// ehSettings point the fake app's Event Hubs functions (ehFunction) at
+// hub's built-in endpoint, as local.settings.json does for func start:
+// the UseDevelopmentEmulator=true connection string of policy service.
+func ehSettings(t testing.TB, hub *localhub.Hub) map[string]string {
+	t.Helper()
+	cs, err := hub.EventHubConnectionString("service", true)
+	require.NoError(t, err)
+	return map[string]string{"FAKE_HUB": hub.EventHubName(), "FAKE_EH": cs, "FAKE_GROUP": "localdev"}
+}
+
+// tcpProxy forwards connections from a listener of its own, bound once,
+// to a target address that can change: a stable address for a server
+// that restarts on another port.
+type tcpProxy struct {
+	ln     net.Listener
+	mu     sync.Mutex
+	target string
+	conns  map[net.Conn]struct{}
+	closed bool
+	wg     sync.WaitGroup
+}
+
+func newTCPProxy(t testing.TB, target string) *tcpProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	p := &tcpProxy{ln: ln, target: target, conns: map[net.Conn]struct{}{}}
+	p.wg.Go(p.serve)
+	t.Cleanup(func() {
+		ln.Close()
+		p.mu.Lock()
+		p.closed = true
+		for c := range p.conns {
+			c.Close()
+		}
+		p.mu.Unlock()
+		p.wg.Wait()
+	})
+	return p
+}
+
+// port is ":<port>" of the proxy's listener.
+func (p *tcpProxy) port() string {
+	return ":" + strconv.Itoa(p.ln.Addr().(*net.TCPAddr).Port)
+}
+
+// retarget sends new connections to target.
+func (p *tcpProxy) retarget(target string) {
+	p.mu.Lock()
+	p.target = target
+	p.mu.Unlock()
+}
+
+func (p *tcpProxy) serve() {
 	for {
-		s.mu.Lock()
-		if n := int64(len(s.parts[p])); from < n {
-			out := append([]localhub.Event(nil), s.parts[p][from:min(n, from+int64(max))]...)
-			s.mu.Unlock()
-			return out, nil
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
 		}
-		wake := s.wake
-		s.mu.Unlock()
-		select {
-		case <-wake:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
+		p.wg.Go(func() { p.forward(c) })
 	}
 }
 
-func (s *fakeSource) append(p int, e localhub.Event) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	e.Partition = p
-	e.SequenceNumber = int64(len(s.parts[p]))
-	e.Offset = fmt.Sprint(e.SequenceNumber * 512)
-	e.EnqueuedTime = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC).Add(time.Duration(e.SequenceNumber) * time.Millisecond)
-	s.parts[p] = append(s.parts[p], e)
-	close(s.wake)
-	s.wake = make(chan struct{})
+// forward pipes c to the target until either side closes.
+func (p *tcpProxy) forward(c net.Conn) {
+	defer c.Close()
+	p.mu.Lock()
+	target := p.target
+	p.mu.Unlock()
+	up, err := net.DialTimeout("tcp", target, 5*time.Second)
+	if err != nil {
+		return
+	}
+	defer up.Close()
+	if !p.track(c, up) {
+		return
+	}
+	defer p.untrack(c, up)
+	done := make(chan struct{}, 2)
+	go func() { io.Copy(up, c); up.Close(); done <- struct{}{} }()
+	go func() { io.Copy(c, up); c.Close(); done <- struct{}{} }()
+	<-done
+	<-done
+}
+
+// track registers conns for closing at cleanup; false once closed.
+func (p *tcpProxy) track(conns ...net.Conn) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return false
+	}
+	for _, c := range conns {
+		p.conns[c] = struct{}{}
+	}
+	return true
+}
+
+func (p *tcpProxy) untrack(conns ...net.Conn) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range conns {
+		delete(p.conns, c)
+	}
 }

@@ -28,11 +28,16 @@ type Options struct {
 	// Listener, when set, is where the HTTP triggers are served instead
 	// of HTTPAddr (a socket bound by the caller). Close closes it.
 	Listener net.Listener
-	// Events feeds every eventHubTrigger. Nil: such functions are not
-	// started (a log line says so).
-	Events EventSource
-	// DataDir holds what the host keeps across restarts: timer schedule
-	// status (timer.go). Empty: nothing is kept.
+	// CheckpointDir keeps the Event Hubs triggers' checkpoints, one file
+	// per partition and consumer group, so that a restarted host resumes
+	// where it stopped. It stands in for the AzureWebJobsStorage blob
+	// container azure-webjobs-eventhub, where the Functions host keeps
+	// them. Empty: checkpoints live in memory and every start is a start
+	// without checkpoints (host.json's initialOffsetOptions).
+	CheckpointDir string
+	// DataDir holds what the host keeps across restarts besides
+	// checkpoints: timer schedule status (timer.go). Empty: nothing is
+	// kept.
 	DataDir string
 	// Logger receives the host's logs: the handler's stdout (Info) and
 	// stderr (Error, or Warn for lines containing "warn"), every entry of
@@ -53,10 +58,11 @@ type Host struct {
 	routes  *routeTable
 	worker  *worker
 	invoker *invoker
-	events  EventSource
 	logger  *slog.Logger
-	url     string
-	srv     *http.Server
+	// checkpoints are the Event Hubs triggers' checkpoints.
+	checkpoints *checkpointStore
+	url         string
+	srv         *http.Server
 
 	// Close stops the parts in order: HTTP server, Event Hubs listeners,
 	// timers, handler process. Each part's goroutines are joined before the next
@@ -86,8 +92,10 @@ const (
 
 // Start indexes the functions of opts.ScriptRoot, starts the handler and
 // waits until it answers HTTP, then serves the HTTP triggers and starts
-// the Event Hubs listeners. ctx bounds start-up, readiness included; the
-// host then runs until Close.
+// the Event Hubs listeners, waiting until each knows where its partitions
+// start (or failed a first time and goes on trying in the background).
+// ctx bounds start-up, both waits included; the host then runs until
+// Close.
 func Start(ctx context.Context, opts Options) (*Host, error) {
 	logger := opts.Logger
 	if logger == nil {
@@ -132,16 +140,16 @@ func Start(ctx context.Context, opts Options) (*Host, error) {
 	}
 
 	h := &Host{
-		cfg:        cfg,
-		fns:        fns,
-		routes:     newRouteTable(cfg.routePrefix, fns),
-		worker:     w,
-		invoker:    &invoker{worker: w, client: newInvocationClient(cfg.functionTimeout), logger: logger},
-		events:     opts.Events,
-		logger:     logger,
-		url:        "http://" + ln.Addr().String(),
-		workerDone: make(chan struct{}),
-		done:       make(chan struct{}),
+		cfg:         cfg,
+		fns:         fns,
+		routes:      newRouteTable(cfg.routePrefix, fns),
+		worker:      w,
+		invoker:     &invoker{worker: w, client: newInvocationClient(cfg.functionTimeout), logger: logger},
+		checkpoints: newCheckpointStore(opts.CheckpointDir),
+		logger:      logger,
+		url:         "http://" + ln.Addr().String(),
+		workerDone:  make(chan struct{}),
+		done:        make(chan struct{}),
 	}
 	logger.Info("starting the Functions host", "scriptRoot", root, "hostVersion", HostVersion)
 	workerCtx, stopWorker := context.WithCancel(context.Background())
@@ -184,8 +192,10 @@ func Start(ctx context.Context, opts Options) (*Host, error) {
 	})
 	listenersCtx, stopListeners := context.WithCancel(context.Background())
 	h.stopListeners = stopListeners
-	if err := h.startListeners(listenersCtx); err != nil {
-		return nil, errors.Join(fmt.Errorf("funchost: %w", err), h.Close())
+	select {
+	case <-h.startListeners(listenersCtx):
+	case <-ctx.Done():
+		return nil, errors.Join(fmt.Errorf("funchost: waiting for the Event Hubs listeners to start: %w", ctx.Err()), h.Close())
 	}
 	timersCtx, stopTimers := context.WithCancel(context.Background())
 	h.stopTimers = stopTimers
@@ -204,24 +214,23 @@ func (h *Host) fail(err error) {
 	h.doneOnce.Do(func() { close(h.done) })
 }
 
-// startListeners starts the Event Hubs consumers, which run until ctx ends.
-func (h *Host) startListeners(ctx context.Context) error {
+// startListeners starts the Event Hubs listeners, which run until ctx
+// ends. The returned channel is closed when every listener is ready (see
+// startConsumers).
+func (h *Host) startListeners(ctx context.Context) <-chan struct{} {
+	var starting sync.WaitGroup
 	for _, fn := range h.fns {
-		switch {
-		case fn.eventHub == nil && !fn.trigger.is(typeEventHubTrigger):
-		case fn.disabled:
-		case h.events == nil:
-			h.logger.Warn("no event source: the Event Hubs listener is not started", "function", fn.name)
-		default:
-			if fn.eventHub.untypedMany {
-				h.logger.Warn("cardinality many without dataType: the host's encoding is unverified; events are sent as strings", "function", fn.name)
-			}
-			if err := h.startConsumers(ctx, fn); err != nil {
-				return err
-			}
+		if fn.eventHub != nil && !fn.disabled {
+			ready := h.startConsumers(ctx, fn)
+			starting.Go(func() { <-ready })
 		}
 	}
-	return nil
+	all := make(chan struct{})
+	go func() {
+		starting.Wait()
+		close(all)
+	}()
+	return all
 }
 
 // logFunctions lists the functions the way func start does, and says
@@ -281,9 +290,9 @@ func (h *Host) Err() error {
 // Close stops the host in order and waits for every part: the HTTP server
 // (requests in flight get httpStopGrace to finish, since they need the
 // handler), then the Event Hubs listeners (invocations in flight are
-// cancelled; checkpoints live in memory, so nothing is lost that a
-// restart would keep), then the timers (an invocation in flight is
-// cancelled), then the handler process. It returns Err: why the
+// cancelled and not checkpointed, so a restarted host delivers their
+// events again), then the timers (an invocation in flight is cancelled),
+// then the handler process. It returns Err: why the
 // host stopped by itself, if it did, and what went wrong stopping it.
 // Safe to call more than once.
 func (h *Host) Close() error {

@@ -15,17 +15,20 @@ import (
 )
 
 // appSettings are the app settings of the repository's function app
-// pointed at a local hub (settings.md), as cmd/localdev sets them.
+// pointed at a local hub (settings.md), as cmd/localdev sets them: the
+// Event Hubs trigger reads the hub's built-in endpoint over AMQP.
 func appSettings(t testing.TB, hub *localhub.Hub) map[string]string {
 	t.Helper()
 	cs, err := hub.ServiceConnectionString("serviceAndRegistryRead")
+	require.NoError(t, err)
+	eh, err := hub.EventHubConnectionString("service", true)
 	require.NoError(t, err)
 	return map[string]string{
 		"IOTHUB_CONNECTION_STRING":                  cs,
 		"IOTHUB_ENDPOINT":                           hub.HTTPSURL(),
 		"IOTHUB_CA_FILE":                            hub.CAFile(),
-		"IOTHUB_EVENTHUB_CONNECTION":                "Endpoint=sb://localhost/;SharedAccessKeyName=service;SharedAccessKey=unused;EntityPath=localhost",
-		"IOTHUB_EVENTHUB_NAME":                      "localhost",
+		"IOTHUB_EVENTHUB_CONNECTION":                eh,
+		"IOTHUB_EVENTHUB_NAME":                      hub.EventHubName(),
 		"IOTHUB_CONSUMER_GROUP":                     "localdev",
 		"AzureWebJobs.TwinChangeProcessor.Disabled": "false",
 	}
@@ -39,7 +42,7 @@ func TestFunctionApp(t *testing.T) {
 	app := funchosttest.AppRoot(t)
 	hub := localhubtest.New(t, nil)
 	logs := newLogRecorder(t)
-	h := startHost(t, Options{ScriptRoot: app, Settings: appSettings(t, hub), Events: hub.Events(), Logger: logs.logger()})
+	h := startHost(t, Options{ScriptRoot: app, Settings: appSettings(t, hub), Logger: logs.logger()})
 	dev := localhubtest.NewDevice(t, hub, "dev-1", localhubtest.Reply(200, `{"result":"Reboot started"}`))
 
 	t.Run("ready", func(t *testing.T) {
@@ -109,7 +112,7 @@ func TestFunctionAppEnvelopeMode(t *testing.T) {
 	settings["AzureFunctionsJobHost__customHandler__enableForwardingHttpRequest"] = "false"
 	settings["AzureWebJobs.TwinChangeProcessor.Disabled"] = "true"
 	logs := newLogRecorder(t)
-	h := startHost(t, Options{ScriptRoot: app, Settings: settings, Events: hub.Events(), Logger: logs.logger()})
+	h := startHost(t, Options{ScriptRoot: app, Settings: settings, Logger: logs.logger()})
 	dev := localhubtest.NewDevice(t, hub, "dev-2", localhubtest.Reply(200, `{"result":"Reboot started"}`))
 
 	logs.await(t, "the envelope mode", containsAll("function loaded", "function=RebootDevice", "mode=envelope"))

@@ -9,8 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/iothub-reboot/devmgmt/localhub"
 )
 
 // Defaults the host applies when host.json is silent
@@ -20,6 +18,9 @@ const (
 	defaultInitTimeout       = 30 * time.Second
 	defaultMaxEventBatchSize = 100
 	defaultMaxWaitTime       = time.Minute
+	defaultPrefetchCount     = 300
+	// maxPrefetchCount is the most azeventhubs takes (its session window).
+	maxPrefetchCount = 5000
 	// overridePrefix marks app settings that override host.json values:
 	// AzureFunctionsJobHost__customHandler__description__defaultExecutablePath.
 	overridePrefix = "AzureFunctionsJobHost__"
@@ -52,16 +53,62 @@ type handlerConfig struct {
 	port        int // customHandler.port; 0: a free port per start
 }
 
-// eventHubsConfig is host.json's extensions.eventHubs section.
+// eventHubsConfig is host.json's extensions.eventHubs section, with the
+// extension's defaults (functions-custom-handler.md §4; EventHubOptions
+// and EventHubsRetryOptions in Azure/azure-sdk-for-net).
 type eventHubsConfig struct {
 	maxBatch int
 	minBatch int
 	maxWait  time.Duration
-	// initial is where a consumer starts when it has no checkpoint, which
-	// locally is every start: checkpoints live in memory.
-	initial localhub.Position
-	// initialName describes initial for the start-up log.
-	initialName string
+	// prefetch is prefetchCount: events a partition's link may buffer
+	// ahead of the invocations; 0 turns prefetching off.
+	prefetch int
+	// checkpointEvery is batchCheckpointFrequency: invocations per
+	// checkpoint.
+	checkpointEvery int
+	// initial is where a partition starts when it has no checkpoint.
+	initial initialOffset
+	retry   clientRetry
+}
+
+// offsetType is initialOffsetOptions.type.
+type offsetType int
+
+const (
+	fromStart offsetType = iota
+	fromEnd
+	fromEnqueuedTime
+)
+
+// initialOffset is initialOffsetOptions: where a partition without a
+// checkpoint starts (fromStart when host.json is silent, as in the
+// extension's InitialOffsetOptions).
+type initialOffset struct {
+	typ offsetType
+	at  time.Time // fromEnqueuedTime: events enqueued at or after this
+}
+
+func (o initialOffset) String() string {
+	switch o.typ {
+	case fromEnd:
+		return "fromEnd"
+	case fromEnqueuedTime:
+		return "fromEnqueuedTime " + o.at.UTC().Format(time.RFC3339Nano)
+	}
+	return "fromStart"
+}
+
+// clientRetry is clientRetryOptions: how the Event Hubs client retries
+// its own operations (connecting, receiving) before reporting an error.
+// Defaults are EventHubsRetryOptions': three retries, exponential from
+// 0.8 s up to one minute, one minute per try.
+type clientRetry struct {
+	maxRetries int
+	delay      time.Duration
+	maxDelay   time.Duration
+	// tryTimeout bounds each attempt to open a listener (azeventhubs has
+	// no per-try timeout of its own).
+	tryTimeout time.Duration
 }
 
 type hostJSON struct {
@@ -73,15 +120,27 @@ type hostJSON struct {
 		HTTP struct {
 			RoutePrefix *string
 		} `json:"http"`
-		EventHubs struct {
-			MaxEventBatchSize    flexInt
-			MinEventBatchSize    flexInt
-			MaxWaitTime          string
-			InitialOffsetOptions struct {
-				Type            string
-				EnqueuedTimeUTC string `json:"enqueuedTimeUtc"`
-			}
-		} `json:"eventHubs"`
+		EventHubs eventHubsJSON `json:"eventHubs"`
+	}
+}
+
+// eventHubsJSON is host.json's extensions.eventHubs.
+type eventHubsJSON struct {
+	MaxEventBatchSize        flexInt
+	MinEventBatchSize        flexInt
+	MaxWaitTime              string
+	PrefetchCount            flexInt
+	BatchCheckpointFrequency flexInt
+	InitialOffsetOptions     struct {
+		Type            string
+		EnqueuedTimeUTC string `json:"enqueuedTimeUtc"`
+	}
+	ClientRetryOptions struct {
+		Mode           string
+		Delay          string
+		MaximumDelay   string
+		MaximumRetries flexInt
+		TryTimeout     string
 	}
 }
 
@@ -195,49 +254,101 @@ func (hj hostJSON) handler() (handlerConfig, error) {
 func (hj hostJSON) eventHubs() (eventHubsConfig, error) {
 	eh := hj.Extensions.EventHubs
 	c := eventHubsConfig{
-		maxBatch:    defaultMaxEventBatchSize,
-		minBatch:    1,
-		maxWait:     defaultMaxWaitTime,
-		initial:     localhub.Position{Earliest: true},
-		initialName: "fromStart",
+		maxBatch:        defaultMaxEventBatchSize,
+		minBatch:        1,
+		maxWait:         defaultMaxWaitTime,
+		prefetch:        defaultPrefetchCount,
+		checkpointEvery: 1,
+		retry:           clientRetry{maxRetries: 3, delay: 800 * time.Millisecond, maxDelay: time.Minute, tryTimeout: time.Minute},
 	}
+	const key = "host.json extensions.eventHubs."
 	if eh.MaxEventBatchSize.Set {
 		if eh.MaxEventBatchSize.Value < 1 {
-			return c, fmt.Errorf("host.json extensions.eventHubs.maxEventBatchSize: %d must be at least 1", eh.MaxEventBatchSize.Value)
+			return c, fmt.Errorf(key+"maxEventBatchSize: %d must be at least 1", eh.MaxEventBatchSize.Value)
 		}
 		c.maxBatch = eh.MaxEventBatchSize.Value
 	}
 	if eh.MinEventBatchSize.Set {
 		if eh.MinEventBatchSize.Value < 1 || eh.MinEventBatchSize.Value > c.maxBatch {
-			return c, fmt.Errorf("host.json extensions.eventHubs.minEventBatchSize: %d must be from 1 to maxEventBatchSize", eh.MinEventBatchSize.Value)
+			return c, fmt.Errorf(key+"minEventBatchSize: %d must be from 1 to maxEventBatchSize", eh.MinEventBatchSize.Value)
 		}
 		c.minBatch = eh.MinEventBatchSize.Value
 	}
 	if eh.MaxWaitTime != "" {
 		d, err := parseTimeSpan(eh.MaxWaitTime)
 		if err != nil {
-			return c, fmt.Errorf("host.json extensions.eventHubs.maxWaitTime: %w", err)
+			return c, fmt.Errorf(key+"maxWaitTime: %w", err)
 		}
 		c.maxWait = d
 	}
-	switch t := strings.ToLower(eh.InitialOffsetOptions.Type); t {
-	case "", "fromstart":
-	case "fromend":
-		c.initial, c.initialName = localhub.Position{Latest: true}, "fromEnd"
-	case "fromenqueuedtime":
-		at, err := time.Parse(time.RFC3339Nano, eh.InitialOffsetOptions.EnqueuedTimeUTC)
-		if err != nil {
-			// .NET also takes the time without a zone; it is UTC here.
-			if at, err = time.Parse("2006-01-02T15:04:05.9999999", eh.InitialOffsetOptions.EnqueuedTimeUTC); err != nil {
-				return c, fmt.Errorf("host.json extensions.eventHubs.initialOffsetOptions.enqueuedTimeUtc: %q is not a UTC time", eh.InitialOffsetOptions.EnqueuedTimeUTC)
-			}
+	if eh.PrefetchCount.Set {
+		if eh.PrefetchCount.Value < 0 || eh.PrefetchCount.Value > maxPrefetchCount {
+			return c, fmt.Errorf(key+"prefetchCount: %d must be from 0 to %d locally (the Event Hubs client's limit)", eh.PrefetchCount.Value, maxPrefetchCount)
 		}
-		c.initial = localhub.Position{EnqueuedTime: &at, Inclusive: true}
-		c.initialName = "fromEnqueuedTime " + at.UTC().Format(time.RFC3339Nano)
+		c.prefetch = eh.PrefetchCount.Value
+	}
+	if eh.BatchCheckpointFrequency.Set {
+		if eh.BatchCheckpointFrequency.Value < 1 {
+			return c, fmt.Errorf(key+"batchCheckpointFrequency: %d must be at least 1", eh.BatchCheckpointFrequency.Value)
+		}
+		c.checkpointEvery = eh.BatchCheckpointFrequency.Value
+	}
+	var err error
+	if c.initial, err = eh.initialOffset(); err != nil {
+		return c, err
+	}
+	r := eh.ClientRetryOptions
+	if r.MaximumRetries.Set {
+		if r.MaximumRetries.Value < 0 {
+			return c, fmt.Errorf(key+"clientRetryOptions.maximumRetries: %d must not be negative", r.MaximumRetries.Value)
+		}
+		c.retry.maxRetries = r.MaximumRetries.Value
+	}
+	for _, d := range []struct {
+		name, value string
+		to          *time.Duration
+	}{{"delay", r.Delay, &c.retry.delay}, {"maximumDelay", r.MaximumDelay, &c.retry.maxDelay}, {"tryTimeout", r.TryTimeout, &c.retry.tryTimeout}} {
+		if d.value == "" {
+			continue
+		}
+		if *d.to, err = parseTimeSpan(d.value); err != nil {
+			return c, fmt.Errorf(key+"clientRetryOptions.%s: %w", d.name, err)
+		}
+	}
+	switch strings.ToLower(r.Mode) {
+	case "", "exponential":
+	case "fixed":
+		c.retry.maxDelay = c.retry.delay
 	default:
-		return c, fmt.Errorf("host.json extensions.eventHubs.initialOffsetOptions.type: %q is not fromStart, fromEnd or fromEnqueuedTime", eh.InitialOffsetOptions.Type)
+		return c, fmt.Errorf(key+"clientRetryOptions.mode: %q is not exponential or fixed", r.Mode)
+	}
+	if c.retry.maxDelay < c.retry.delay {
+		c.retry.maxDelay = c.retry.delay
+	}
+	if c.retry.tryTimeout <= 0 {
+		return c, fmt.Errorf(key+"clientRetryOptions.tryTimeout: %s must be positive", r.TryTimeout)
 	}
 	return c, nil
+}
+
+func (eh eventHubsJSON) initialOffset() (initialOffset, error) {
+	o := eh.InitialOffsetOptions
+	switch strings.ToLower(o.Type) {
+	case "", "fromstart":
+		return initialOffset{typ: fromStart}, nil
+	case "fromend":
+		return initialOffset{typ: fromEnd}, nil
+	case "fromenqueuedtime":
+		at, err := time.Parse(time.RFC3339Nano, o.EnqueuedTimeUTC)
+		if err != nil {
+			// .NET also takes the time without a zone; it is UTC here.
+			if at, err = time.Parse("2006-01-02T15:04:05.9999999", o.EnqueuedTimeUTC); err != nil {
+				return initialOffset{}, fmt.Errorf("host.json extensions.eventHubs.initialOffsetOptions.enqueuedTimeUtc: %q is not a UTC time", o.EnqueuedTimeUTC)
+			}
+		}
+		return initialOffset{typ: fromEnqueuedTime, at: at.UTC()}, nil
+	}
+	return initialOffset{}, fmt.Errorf("host.json extensions.eventHubs.initialOffsetOptions.type: %q is not fromStart, fromEnd or fromEnqueuedTime", o.Type)
 }
 
 // setPath sets path in a decoded JSON tree, matching object keys

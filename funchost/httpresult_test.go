@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -118,6 +119,8 @@ func FuzzSettingExpressions(f *testing.F) {
 	f.Add("%%")
 	f.Add("plain")
 	f.Add("%A")
+	f.Add("Endpoint=sb://localhost:5672;SharedAccessKeyName=service;SharedAccessKey=a2V5;EntityPath=localhost;UseDevelopmentEmulator=true")
+	f.Add("Endpoint=sb://[::1]:5671/;SharedAccessSignature=SharedAccessSignature sr=x&sig=y")
 	f.Fuzz(func(t *testing.T, s string) {
 		st := settings{"A": "1", "B": "%A%"}
 		out, err := resolveBindingExpression(s, st)
@@ -127,7 +130,21 @@ func FuzzSettingExpressions(f *testing.F) {
 		if got := expandArguments([]string{s}, st)[0]; !containsPercent(s) && got != s {
 			t.Fatalf("expandArguments(%q) = %q", s, got)
 		}
-		parseConnectionString(s)
+		// Connection settings: whatever resolves names a namespace without
+		// a port, and no error repeats the key.
+		const key = "S3cr3tK3yV4lu3"
+		for _, st := range []settings{{"C": s}, {"C__fullyQualifiedNamespace": s}, {"C": s + ";SharedAccessKey=" + key}, {"C": "SharedAccessKey=" + key + ";" + s}} {
+			c, err := resolveConnection("C", st)
+			if err == nil && c.namespace != hostWithoutPort(c.namespace) {
+				t.Fatalf("resolveConnection(%q): namespace %q has a port", s, c.namespace)
+			}
+			if err != nil && strings.Contains(err.Error(), key) {
+				t.Fatalf("resolveConnection(%q): the error repeats the key: %v", st["C"], err)
+			}
+		}
+		if e := escapeSegment(s); strings.ContainsAny(e, "/\\:*?\"<>|") || (s != "" && e == "") || strings.HasPrefix(e, ".") {
+			t.Fatalf("escapeSegment(%q) = %q is not one safe file name", s, e)
+		}
 	})
 }
 

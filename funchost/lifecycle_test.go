@@ -17,11 +17,11 @@ import (
 // handler, and only then says the host stopped.
 func TestCloseStopsInOrder(t *testing.T) {
 	app := newFakeApp(t, fakeHostJSON, map[string]string{"Events": ehFunction("many", ""), "Echo": echoFunction})
-	src := newFakeSource(2)
+	hub := newEHHub(t, &localhub.Options{Partitions: 2})
 	logs := newLogRecorder(t)
-	h, err := Start(t.Context(), app.options(t, Options{Settings: ehSettings(), Events: src, Logger: logs.logger()}))
+	h, err := Start(t.Context(), app.options(t, Options{Settings: ehSettings(t, hub.Hub), Logger: logs.logger()}))
 	require.NoError(t, err)
-	src.append(1, localhub.Event{DeviceID: "d", Body: []byte("x")})
+	hub.send(t, "1", "x")
 	logs.await(t, "a delivered batch", containsAll("delivered sequenceNumbers=[0]"))
 
 	slow := make(chan int, 1)

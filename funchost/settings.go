@@ -63,6 +63,33 @@ func (s settings) get(key string) (string, bool) {
 	return "", false
 }
 
+// section returns the children of a configuration section, as .NET
+// configuration sees keys written <prefix>__<child> or <prefix>:<child>:
+// child names lower-cased, nested children left out.
+func (s settings) section(prefix string) map[string]string {
+	out := map[string]string{}
+	for k, v := range s {
+		if len(k) <= len(prefix) || !strings.EqualFold(k[:len(prefix)], prefix) {
+			continue
+		}
+		rest := k[len(prefix):]
+		var child string
+		switch {
+		case strings.HasPrefix(rest, "__"):
+			child = rest[2:]
+		case strings.HasPrefix(rest, ":"):
+			child = rest[1:]
+		default:
+			continue
+		}
+		if child == "" || strings.Contains(child, "__") || strings.Contains(child, ":") {
+			continue
+		}
+		out[strings.ToLower(child)] = v
+	}
+	return out
+}
+
 // environ renders the settings as KEY=VALUE entries, sorted for stable
 // child environments.
 func (s settings) environ() []string {

@@ -79,6 +79,19 @@ type Options struct {
 	Routes Routes
 	// Logger defaults to a logger that discards everything.
 	Logger *slog.Logger
+
+	// MQTTListener, HTTPSListener, AMQPListener and AMQPPlainListener,
+	// when set, are sockets the caller already listens on (inherited from
+	// a parent process, say: socket activation, or a test that restarts
+	// a hub on the same ports), served instead of listening on the
+	// matching address, which is then ignored. The hub adds TLS where the
+	// address would have it, and closes them on Close or when Start
+	// fails. AMQPPlainListener is refused on a non-loopback address unless
+	// AllowRemotePlainAMQP is set, as AMQPPlainAddr is.
+	MQTTListener      net.Listener
+	HTTPSListener     net.Listener
+	AMQPListener      net.Listener
+	AMQPPlainListener net.Listener
 }
 
 // Routes is a set of routing sources, IoT Hub's names for what a route
@@ -161,6 +174,13 @@ func Start(ctx context.Context, opts Options) (_ *Hub, err error) {
 	defer func() {
 		if err != nil {
 			h.Close()
+			// Those the hub had started serving are closed already;
+			// closing one twice does no harm.
+			for _, ln := range []net.Listener{opts.MQTTListener, opts.HTTPSListener, opts.AMQPListener, opts.AMQPPlainListener} {
+				if ln != nil {
+					_ = ln.Close()
+				}
+			}
 		}
 	}()
 	if h.dataDir == "" {
@@ -197,7 +217,7 @@ func Start(ctx context.Context, opts Options) (_ *Hub, err error) {
 		return nil, err
 	}
 
-	mqttLn, err := listen(ctx, opts.MQTTAddr, h.tls.ServerTLSConfig())
+	mqttLn, err := listen(ctx, opts.MQTTListener, opts.MQTTAddr, h.tls.ServerTLSConfig())
 	if err != nil {
 		return nil, fmt.Errorf("localhub: MQTT listener: %w", err)
 	}
@@ -226,7 +246,7 @@ func Start(ctx context.Context, opts Options) (_ *Hub, err error) {
 		return nil, fmt.Errorf("localhub: jobs: %w", err)
 	}
 
-	httpsLn, err := listen(ctx, opts.HTTPSAddr, h.tls.ServerTLSConfig())
+	httpsLn, err := listen(ctx, opts.HTTPSListener, opts.HTTPSAddr, h.tls.ServerTLSConfig())
 	if err != nil {
 		return nil, fmt.Errorf("localhub: HTTPS listener: %w", err)
 	}
@@ -264,6 +284,9 @@ func Start(ctx context.Context, opts Options) (_ *Hub, err error) {
 // over TLS, and plain AMQP on loopback unless turned off.
 func (h *Hub) startEndpoint(ctx context.Context, opts Options) error {
 	plain := opts.AMQPPlainAddr
+	if opts.AMQPPlainListener != nil {
+		plain = opts.AMQPPlainListener.Addr().String()
+	}
 	if plain == "" {
 		plain = "127.0.0.1:0"
 	}
@@ -285,14 +308,14 @@ func (h *Hub) startEndpoint(ctx context.Context, opts Options) error {
 	}); err != nil {
 		return fmt.Errorf("localhub: built-in endpoint: %w", err)
 	}
-	tlsLn, err := listen(ctx, opts.AMQPAddr, h.tls.ServerTLSConfig())
+	tlsLn, err := listen(ctx, opts.AMQPListener, opts.AMQPAddr, h.tls.ServerTLSConfig())
 	if err != nil {
 		return fmt.Errorf("localhub: AMQP listener: %w", err)
 	}
 	h.amqpAddr = tlsLn.Addr().String()
 	go h.serveAMQP(tlsLn)
 	if plain != "off" {
-		plainLn, err := listen(ctx, plain, nil)
+		plainLn, err := listen(ctx, opts.AMQPPlainListener, plain, nil)
 		if err != nil {
 			return fmt.Errorf("localhub: plain AMQP listener: %w", err)
 		}
@@ -342,16 +365,18 @@ func (h *Hub) endpointPolicy(name string) (eventhubs.Policy, bool) {
 	return eventhubs.Policy{Name: p.KeyName, Keys: []string{p.PrimaryKey, p.SecondaryKey}, Rights: r}, true
 }
 
-// listen listens on addr (default 127.0.0.1:0), with TLS unless cfg is
-// nil.
-func listen(ctx context.Context, addr string, cfg *tls.Config) (net.Listener, error) {
-	if addr == "" {
-		addr = "127.0.0.1:0"
-	}
-	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", addr)
-	if err != nil {
-		return nil, err
+// listen serves ln if given, or else listens on addr (default
+// 127.0.0.1:0), with TLS unless cfg is nil.
+func listen(ctx context.Context, ln net.Listener, addr string, cfg *tls.Config) (net.Listener, error) {
+	if ln == nil {
+		if addr == "" {
+			addr = "127.0.0.1:0"
+		}
+		var lc net.ListenConfig
+		var err error
+		if ln, err = lc.Listen(ctx, "tcp", addr); err != nil {
+			return nil, err
+		}
 	}
 	if cfg == nil {
 		return ln, nil

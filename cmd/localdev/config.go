@@ -15,6 +15,8 @@ type config struct {
 	hostname   string
 	mqttAddr   string
 	httpsAddr  string
+	amqpAddr   string
+	amqpPlain  string
 	httpAddr   string
 	scriptRoot string
 	simulator  string
@@ -44,6 +46,8 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.StringVar(&c.hostname, "hostname", "localhost", "the hub host name in connection strings and its TLS certificate")
 	fs.StringVar(&c.mqttAddr, "mqtt-addr", "127.0.0.1:8883", "the hub's MQTT over TLS listen address")
 	fs.StringVar(&c.httpsAddr, "https-addr", "127.0.0.1:8443", "the hub's service REST API (HTTPS) listen address")
+	fs.StringVar(&c.amqpAddr, "amqp-addr", "127.0.0.1:5671", "the hub's built-in endpoint: AMQP over TLS listen address (Event Hubs clients)")
+	fs.StringVar(&c.amqpPlain, "amqp-plain-addr", "127.0.0.1:5672", "the same without TLS, loopback only: the function app reads it with a UseDevelopmentEmulator=true connection string")
 	fs.StringVar(&c.httpAddr, "http-addr", "127.0.0.1:7071", "the function app's HTTP listen address")
 	fs.StringVar(&c.scriptRoot, "script-root", "dist/local", "the function app root: host.json, function folders and a handler built for this machine")
 	fs.StringVar(&c.simulator, "simulator", "bin/simulator", "the device simulator executable (missing: no devices)")

@@ -65,7 +65,7 @@ func BenchmarkFleetReboot1000(b *testing.B) {
 		b.Fatal(err)
 	}
 	settings["FLEET_REBOOT_SCHEDULE"] = "*/1 * * * * *"
-	host, err := funchost.Start(ctx, funchost.Options{ScriptRoot: appRoot, Settings: settings, Events: hub.Events(),
+	host, err := funchost.Start(ctx, funchost.Options{ScriptRoot: appRoot, Settings: settings,
 		DataDir: filepath.Join(dataDir, "funchost"), Logger: logger})
 	if err != nil {
 		b.Fatal(err)

@@ -1,9 +1,10 @@
 // Command localdev runs the whole system locally, which is what `make run`
 // starts: the local IoT Hub (localhub, in process), the function app under
 // the local Functions host (funchost, in process, running the real custom
-// handler as a child process and feeding TwinChangeProcessor from the hub's
-// built-in events endpoint), and the device simulator (bin/simulator) as a
-// child process. It prints what to try and stops everything on Ctrl+C.
+// handler as a child process; its Event Hubs trigger reads the hub's
+// built-in endpoint over AMQP with the connection string local.settings.json
+// would hold), and the device simulator (bin/simulator) as a child process.
+// It prints what to try and stops everything on Ctrl+C.
 //
 // Run "localdev -h" for the flags; each falls back to LOCALDEV_<FLAG>.
 package main
@@ -18,14 +19,12 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/iothub-reboot/devmgmt/funchost"
 	"github.com/iothub-reboot/devmgmt/localhub"
-	"github.com/iothub-reboot/devmgmt/shared/sas"
 )
 
 func main() {
@@ -72,11 +71,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	hubLogger := logger.With("component", "localhub")
 	hub, err := localhub.Start(ctx, localhub.Options{
-		DataDir:   cfg.dataDir,
-		Hostname:  cfg.hostname,
-		MQTTAddr:  cfg.mqttAddr,
-		HTTPSAddr: cfg.httpsAddr,
-		Logger:    hubLogger,
+		DataDir:       cfg.dataDir,
+		Hostname:      cfg.hostname,
+		MQTTAddr:      cfg.mqttAddr,
+		HTTPSAddr:     cfg.httpsAddr,
+		AMQPAddr:      cfg.amqpAddr,
+		AMQPPlainAddr: cfg.amqpPlain,
+		Logger:        hubLogger,
 	})
 	if err != nil {
 		return err
@@ -91,9 +92,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		ScriptRoot: root,
 		Settings:   settings,
 		HTTPAddr:   cfg.httpAddr,
-		Events:     hub.Events(),
-		DataDir:    filepath.Join(cfg.dataDir, "funchost"),
-		Logger:     logger.With("component", "funchost"),
+		// Next to the events log they point into: a new data dir (a new
+		// log, sequence numbers from 0) starts without them.
+		CheckpointDir: filepath.Join(hub.DataDir(), checkpointContainer),
+		DataDir:       filepath.Join(cfg.dataDir, "funchost"),
+		Logger:        logger.With("component", "funchost"),
 	})
 	if err != nil {
 		return err
@@ -153,22 +156,30 @@ func scriptRoot(dir string) (string, error) {
 	return root, nil
 }
 
+// checkpointContainer is the directory, in the data dir, that stands in
+// for the blob container where the Functions host keeps Event Hubs
+// checkpoints (azure-webjobs-eventhub in AzureWebJobsStorage).
+const checkpointContainer = "azure-webjobs-eventhub"
+
 // appSettings are the function app's settings for the local hub
-// (settings contract): the service connection string with
-// ServiceConnect + RegistryRead + RegistryWrite (fleet reboots create
-// jobs), FleetRebootTimer's schedule, the hub's endpoint and CA, and the
-// Event Hubs trigger's settings, informational here since the host reads
-// the hub's events in process.
+// (settings contract), the values local.settings.json holds under func
+// start: the service connection string with ServiceConnect +
+// RegistryRead + RegistryWrite (fleet reboots create jobs),
+// FleetRebootTimer's schedule, the hub's endpoint and CA, and for the
+// Event Hubs trigger the built-in endpoint's connection string for policy
+// service in its UseDevelopmentEmulator=true form. That form is func
+// start's too, and needs no CA: Go reads SSL_CERT_FILE on Linux only, so
+// the TLS form would need the local CA in the system's store on macOS and
+// Windows. The listener is loopback only, so no key crosses the network.
 func appSettings(hub *localhub.Hub) (map[string]string, error) {
 	cs, err := hub.ServiceConnectionString("serviceAndRegistryReadWrite")
 	if err != nil {
 		return nil, err
 	}
-	svc, err := hub.ServiceConnectionString("service")
-	if err != nil {
-		return nil, err
+	if hub.AMQPPlainAddr() == "" {
+		return nil, errors.New("the function app reads the hub's events over its plain AMQP listener (a UseDevelopmentEmulator=true connection string, as under func start): give --amqp-plain-addr a loopback address, not off")
 	}
-	parsed, err := sas.ParseConnectionString(svc)
+	eh, err := hub.EventHubConnectionString("service", true)
 	if err != nil {
 		return nil, err
 	}
@@ -176,16 +187,14 @@ func appSettings(hub *localhub.Hub) (map[string]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	name, _, _ := strings.Cut(hub.Hostname(), ".")
 	return map[string]string{
-		"FUNCTIONS_WORKER_RUNTIME": "custom",
-		"IOTHUB_CONNECTION_STRING": cs,
-		"FLEET_REBOOT_SCHEDULE":    "*/10 * * * * *",
-		"IOTHUB_ENDPOINT":          hub.HTTPSURL(),
-		"IOTHUB_CA_FILE":           ca,
-		"IOTHUB_EVENTHUB_CONNECTION": "Endpoint=sb://" + hub.Hostname() + "/;SharedAccessKeyName=" + parsed.SharedAccessKeyName +
-			";SharedAccessKey=" + parsed.SharedAccessKey + ";EntityPath=" + name,
-		"IOTHUB_EVENTHUB_NAME":                      name,
+		"FUNCTIONS_WORKER_RUNTIME":                  "custom",
+		"IOTHUB_CONNECTION_STRING":                  cs,
+		"FLEET_REBOOT_SCHEDULE":                     "*/10 * * * * *",
+		"IOTHUB_ENDPOINT":                           hub.HTTPSURL(),
+		"IOTHUB_CA_FILE":                            ca,
+		"IOTHUB_EVENTHUB_CONNECTION":                eh,
+		"IOTHUB_EVENTHUB_NAME":                      hub.EventHubName(),
 		"IOTHUB_CONSUMER_GROUP":                     "localdev",
 		"AzureWebJobs.TwinChangeProcessor.Disabled": "false",
 	}, nil

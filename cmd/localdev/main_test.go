@@ -21,6 +21,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/iothub-reboot/devmgmt/funchost/funchosttest"
+	"github.com/iothub-reboot/devmgmt/localhub"
+	"github.com/iothub-reboot/devmgmt/localhub/localhubtest"
 )
 
 const waitFor = 30 * time.Second
@@ -64,6 +66,7 @@ func TestRun(t *testing.T) {
 			args := []string{
 				"--data-dir", t.TempDir(),
 				"--mqtt-addr", "127.0.0.1:0", "--https-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
+				"--amqp-addr", "127.0.0.1:0", "--amqp-plain-addr", "127.0.0.1:0",
 				"--script-root", app, "--simulator", tt.simulator,
 			}
 			getenv := func(k string) string { return tt.env[k] }
@@ -165,6 +168,7 @@ func TestLoadConfig(t *testing.T) {
 	}{
 		{name: "defaults", check: func(t *testing.T, c config) {
 			require.Equal(t, config{dataDir: ".localhub", hostname: "localhost", mqttAddr: "127.0.0.1:8883", httpsAddr: "127.0.0.1:8443",
+				amqpAddr: "127.0.0.1:5671", amqpPlain: "127.0.0.1:5672",
 				httpAddr: "127.0.0.1:7071", scriptRoot: "dist/local", simulator: "bin/simulator", devices: 3, prefix: "sim-"}, c)
 		}},
 		{name: "flags win over the environment", args: []string{"--http-addr", "127.0.0.1:9999", "--devices", "5"},
@@ -266,11 +270,18 @@ func (w *watchedBuffer) awaitFunc(t *testing.T, done <-chan error, what string, 
 }
 
 // TestRunReboot is make run's stack end to end with the real simulator:
-// a device reboots on request, comes back with a new lastReboot, and the
-// log has exactly one `reboot reported` line for it, the handler's output
-// and the host's relaying of the invocation's Logs together; the report
-// the device makes when its reboot starts, which carries the previous
-// lastReboot, adds none.
+// a device reboots on request, comes back with a new lastReboot, the hub
+// routes the twin change to its built-in endpoint, the local host reads
+// it over AMQP with azeventhubs, and the log has exactly one `reboot
+// reported` line for it, the handler's output and the host's relaying of
+// the invocation's Logs together; the report the device makes when its
+// reboot starts, which carries the previous lastReboot, adds none.
+//
+// Then the stack stops, the hub alone runs on the same data dir while the
+// device reports another boot, and the stack starts again: the host
+// resumes from its checkpoints, so it processes the report made while it
+// was down (host.json's fromEnd would skip it) and none of the events it
+// had processed (fromStart would repeat them).
 func TestRunReboot(t *testing.T) {
 	app := funchosttest.AppRoot(t)
 	repo := funchosttest.RepoRoot(t)
@@ -281,9 +292,11 @@ func TestRunReboot(t *testing.T) {
 	t.Setenv("SIMULATOR_REBOOT_JITTER", "0s")
 	t.Setenv("SIMULATOR_PROGRESS", "0s")
 
+	dataDir := t.TempDir()
 	args := []string{
-		"--data-dir", t.TempDir(),
+		"--data-dir", dataDir,
 		"--mqtt-addr", "127.0.0.1:0", "--https-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
+		"--amqp-addr", "127.0.0.1:0", "--amqp-plain-addr", "127.0.0.1:0",
 		"--script-root", app, "--simulator", sim,
 	}
 	getenv := func(k string) string { return map[string]string{"LOCALDEV_DEVICES": "1"}[k] }
@@ -339,6 +352,41 @@ func TestRunReboot(t *testing.T) {
 	require.Len(t, lines[instant(t, after)], 1, "one reboot reported line for the reboot, after the device is back:\n%s", strings.Join(lines[instant(t, after)], "\n"))
 	require.LessOrEqual(t, len(lines[instant(t, before)]), 1, "the reboot's start (status rebooting, the previous lastReboot) adds no reboot reported line:\n%s", strings.Join(lines[instant(t, before)], "\n"))
 	requireStopOrder(t, stderr.String(), true)
+
+	// While the stack is down, the device reports a boot to the hub alone.
+	const whileDown = "2031-01-02T03:04:05.678Z"
+	hub, err := localhub.Start(t.Context(), localhub.Options{DataDir: dataDir})
+	require.NoError(t, err)
+	deviceCS, err := hub.DeviceConnectionString(device)
+	require.NoError(t, err)
+	dev, err := localhubtest.StartDevice(hub, deviceCS, localhubtest.Reply(200, `{}`))
+	require.NoError(t, err)
+	_, err = dev.Report(`{"iothubDM":{"reboot":{"lastReboot":"` + whileDown + `","status":"running"}}}`)
+	dev.Close()
+	require.NoError(t, err)
+	require.NoError(t, hub.Close())
+
+	// The stack again, without devices.
+	args[len(args)-1] = filepath.Join(t.TempDir(), "no-simulator")
+	stdout2, stderr2 := newWatchedBuffer(), newWatchedBuffer()
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("second run: stdout:\n%s\nstderr:\n%s", stdout2, stderr2)
+		}
+	})
+	ctx2, cancel2 := context.WithCancel(t.Context())
+	defer cancel2()
+	done2 := make(chan error, 1)
+	go func() { done2 <- run(ctx2, args, getenv, stdout2, stderr2) }()
+	awaitTryBlock(t, stdout2, done2, device)
+	stderr2.awaitFunc(t, done2, "the report made while the host was down", func(log string) bool {
+		return len(rebootReportedLines(t, log, device)[instant(t, whileDown)]) > 0
+	})
+	cancel2()
+	awaitReturn(t, done2)
+	again := rebootReportedLines(t, stderr2.String(), device)
+	require.Len(t, again[instant(t, whileDown)], 1)
+	require.Len(t, again, 1, "nothing the host had checkpointed is processed again:\n%s", stderr2)
 }
 
 // instant parses a lastReboot, which the device, the report and the

@@ -174,6 +174,10 @@ Usage:
 const helpOutro = `The admin commands (all but serve) work on a data dir whether or not a hub
 runs on it; while one runs they go through its REST API.
 A flag that is not given falls back to the environment variable in brackets.
+A listen address fd:N serves the listening TCP socket inherited as file
+descriptor N (3 or more) instead of binding one: for socket activation
+(systemd passes its sockets from fd 3 on) and for a parent process that
+keeps the ports while it restarts the hub (exec.Cmd.ExtraFiles).
 `
 
 // printHelp prints every command with its flags: "localhub -h".

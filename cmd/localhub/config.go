@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"strconv"
 	"strings"
 	"time"
@@ -86,10 +87,10 @@ func newServeFlags(fs *flag.FlagSet) *serveFlags {
 	f := &serveFlags{}
 	fs.StringVar(&f.dataDir, "data-dir", defaultDataDir, dataDirUsage)
 	fs.StringVar(&f.hostname, "hostname", "localhost", "hub host `NAME` used in connection strings and the TLS certificate")
-	fs.StringVar(&f.mqttAddr, "mqtt-addr", defaultMQTTAddr, "MQTT over TLS listen `ADDRESS`")
-	fs.StringVar(&f.httpsAddr, "https-addr", defaultHTTPSAddr, "service REST API (HTTPS) listen `ADDRESS`")
-	fs.StringVar(&f.amqpAddr, "amqp-addr", defaultAMQPAddr, "built-in endpoint (Event Hubs clients, AMQP over TLS) listen `ADDRESS`")
-	fs.StringVar(&f.amqpPlainAddr, "amqp-plain-addr", defaultAMQPPlainAddr, "built-in endpoint without TLS, for UseDevelopmentEmulator=true connection strings: a loopback listen `ADDRESS`, or off")
+	fs.StringVar(&f.mqttAddr, "mqtt-addr", defaultMQTTAddr, "MQTT over TLS listen `ADDRESS`, or fd:N")
+	fs.StringVar(&f.httpsAddr, "https-addr", defaultHTTPSAddr, "service REST API (HTTPS) listen `ADDRESS`, or fd:N")
+	fs.StringVar(&f.amqpAddr, "amqp-addr", defaultAMQPAddr, "built-in endpoint (Event Hubs clients, AMQP over TLS) listen `ADDRESS`, or fd:N")
+	fs.StringVar(&f.amqpPlainAddr, "amqp-plain-addr", defaultAMQPPlainAddr, "built-in endpoint without TLS, for UseDevelopmentEmulator=true connection strings: a loopback listen `ADDRESS`, fd:N, or off")
 	fs.StringVar(&f.amqpPlainRemote, "amqp-plain-remote", "false", "`BOOL`, true to allow --amqp-plain-addr on a non-loopback address (SAS keys and events then cross the network unencrypted)")
 	fs.StringVar(&f.bearerToken, "bearer-token", "", "accept this exact bearer `TOKEN` as an Entra ID stand-in with full data-plane rights (off when empty)")
 	fs.StringVar(&f.partitions, "partitions", "", "`N` partitions of a new built-in events endpoint, 1 to 32 (4 when not given; a data dir keeps the count it was created with)")
@@ -162,11 +163,90 @@ func (f *serveFlags) config(source func(flagName string) string) (config, error)
 	if c.hostname == "" {
 		return config{}, fmt.Errorf("%s must not be empty", source("hostname"))
 	}
+	fds := map[int]string{}
+	for _, a := range c.listenAddrs() {
+		fd, ok, err := parseFD(a.addr)
+		if err != nil {
+			return config{}, fmt.Errorf("%s: %w", source(a.flag), err)
+		}
+		if !ok {
+			continue
+		}
+		if other, dup := fds[fd]; dup {
+			return config{}, fmt.Errorf("%s and %s both name fd:%d: each listener needs a socket of its own", source(other), source(a.flag), fd)
+		}
+		fds[fd] = a.flag
+	}
 	return c, nil
 }
 
-func (c config) options(logger *slog.Logger) localhub.Options {
+// listenAddr is a listen address with the flag that gave it.
+type listenAddr struct{ flag, addr string }
+
+func (c config) listenAddrs() []listenAddr {
+	return []listenAddr{
+		{"mqtt-addr", c.mqttAddr},
+		{"https-addr", c.httpsAddr},
+		{"amqp-addr", c.amqpAddr},
+		{"amqp-plain-addr", c.amqpPlainAddr},
+	}
+}
+
+// fdPrefix marks a listen address that is a socket inherited from the
+// parent process: fd:3 is the first of them, as systemd's socket
+// activation and exec.Cmd.ExtraFiles number them.
+const fdPrefix = "fd:"
+
+// parseFD reads "fd:N"; ok is false for an ordinary address.
+func parseFD(addr string) (fd int, ok bool, err error) {
+	num, ok := strings.CutPrefix(addr, fdPrefix)
+	if !ok {
+		return 0, false, nil
+	}
+	fd, err = strconv.Atoi(num)
+	if err != nil || fd < 3 {
+		return 0, false, fmt.Errorf("%q: want fd:N with N, a descriptor number, at least 3 (0 to 2 are stdin, stdout and stderr)", addr)
+	}
+	return fd, true, nil
+}
+
+// inheritedListeners are the sockets the fd:N addresses name, by flag.
+type inheritedListeners struct{ mqtt, https, amqp, amqpPlain net.Listener }
+
+// inherit takes over the sockets the fd:N addresses name. On error, those
+// already taken are closed.
+func (c config) inherit() (inheritedListeners, error) {
+	var lns inheritedListeners
+	dst := map[string]*net.Listener{"mqtt-addr": &lns.mqtt, "https-addr": &lns.https, "amqp-addr": &lns.amqp, "amqp-plain-addr": &lns.amqpPlain}
+	for _, a := range c.listenAddrs() {
+		fd, ok, err := parseFD(a.addr)
+		if err == nil && ok {
+			*dst[a.flag], err = inheritedListener(fd)
+		}
+		if err != nil {
+			lns.close()
+			return inheritedListeners{}, fmt.Errorf("--%s: %w", a.flag, err)
+		}
+	}
+	return lns, nil
+}
+
+func (l inheritedListeners) close() {
+	for _, ln := range []net.Listener{l.mqtt, l.https, l.amqp, l.amqpPlain} {
+		if ln != nil {
+			_ = ln.Close()
+		}
+	}
+}
+
+// options are the hub's options; lns are the sockets inherit took over
+// (zero when no address is fd:N).
+func (c config) options(logger *slog.Logger, lns inheritedListeners) localhub.Options {
 	return localhub.Options{
+		MQTTListener:         lns.mqtt,
+		HTTPSListener:        lns.https,
+		AMQPListener:         lns.amqp,
+		AMQPPlainListener:    lns.amqpPlain,
 		DataDir:              c.dataDir,
 		Hostname:             c.hostname,
 		MQTTAddr:             c.mqttAddr,

@@ -47,8 +47,16 @@ type hubProcess struct {
 // for its banner, which is printed only once both listeners are up.
 func startHubProcess(t *testing.T, dataDir string) *hubProcess {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], append([]string{"serve", "--data-dir", dataDir, "--log-level", "warn"}, randomPorts...)...)
+	return startHubProcessWith(t, dataDir, randomPorts, nil)
+}
+
+// startHubProcessWith runs "localhub serve" with the listen flags given,
+// passing extraFiles as file descriptors 3 onwards.
+func startHubProcessWith(t *testing.T, dataDir string, listenFlags []string, extraFiles []*os.File) *hubProcess {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], append([]string{"serve", "--data-dir", dataDir, "--log-level", "warn"}, listenFlags...)...)
 	cmd.Env = append(os.Environ(), "LOCALHUB_TEST_RUN_MAIN=1")
+	cmd.ExtraFiles = extraFiles
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
 	cmd.Stderr = os.Stderr
@@ -232,6 +240,15 @@ func TestServeConfig(t *testing.T) {
 		{name: "bad retention", args: []string{"--retention", "soon"}, wantErr: "--retention"},
 		{name: "stray argument", args: []string{"extra"}, wantErr: "unexpected arguments"},
 		{name: "bad log level", args: []string{"--log-level", "loud"}, wantErr: "--log-level"},
+		{
+			name: "inherited sockets",
+			args: []string{"--mqtt-addr", "fd:3", "--https-addr", "fd:4"},
+			env:  map[string]string{"LOCALHUB_AMQP_ADDR": "fd:5", "LOCALHUB_AMQP_PLAIN_ADDR": "fd:6"},
+			want: defaults(func(c *config) { c.mqttAddr, c.httpsAddr, c.amqpAddr, c.amqpPlainAddr = "fd:3", "fd:4", "fd:5", "fd:6" }),
+		},
+		{name: "stdio is no socket", args: []string{"--https-addr", "fd:2"}, wantErr: "--https-addr: \"fd:2\": want fd:N with N, a descriptor number, at least 3"},
+		{name: "fd not a number", env: map[string]string{"LOCALHUB_MQTT_ADDR": "fd:three"}, wantErr: "LOCALHUB_MQTT_ADDR: \"fd:three\""},
+		{name: "one socket for two listeners", args: []string{"--mqtt-addr", "fd:3", "--amqp-addr", "fd:3"}, wantErr: "--mqtt-addr and --amqp-addr both name fd:3"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -270,14 +287,14 @@ func TestServeKeepsTheDataDirsPartitions(t *testing.T) {
 
 	cfg, err := loadServeConfig(append([]string{"--data-dir", dataDir}, randomPorts...), noEnv)
 	require.NoError(t, err)
-	hub, err = localhub.Start(t.Context(), cfg.options(slog.New(slog.DiscardHandler)))
+	hub, err = localhub.Start(t.Context(), cfg.options(slog.New(slog.DiscardHandler), inheritedListeners{}))
 	require.NoError(t, err)
 	require.Equal(t, 2, hub.Events().PartitionCount())
 	require.NoError(t, hub.Close())
 
 	cfg, err = loadServeConfig(append([]string{"--data-dir", dataDir, "--partitions", "4"}, randomPorts...), noEnv)
 	require.NoError(t, err)
-	_, err = localhub.Start(t.Context(), cfg.options(slog.New(slog.DiscardHandler)))
+	_, err = localhub.Start(t.Context(), cfg.options(slog.New(slog.DiscardHandler), inheritedListeners{}))
 	require.ErrorContains(t, err, "has 2 partitions, not 4")
 }
 

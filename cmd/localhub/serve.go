@@ -30,7 +30,12 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		return err
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.logLevel}))
-	hub, err := localhub.Start(ctx, cfg.options(logger))
+	lns, err := cfg.inherit()
+	if err != nil {
+		return err
+	}
+	// The hub owns the inherited sockets from here, failed start included.
+	hub, err := localhub.Start(ctx, cfg.options(logger, lns))
 	if err != nil {
 		return err
 	}

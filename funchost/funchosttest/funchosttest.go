@@ -37,7 +37,7 @@ func AppRoot(t testing.TB) string {
 // RepoRoot is the directory of the root module's go.mod.
 func RepoRoot(t testing.TB) string {
 	t.Helper()
-	out, err := exec.Command(goTool(), "env", "GOMOD").Output()
+	out, err := exec.Command(GoTool(), "env", "GOMOD").Output()
 	gomod := strings.TrimSpace(string(out))
 	if err != nil || gomod == "" || gomod == os.DevNull {
 		t.Fatalf("funchosttest: cannot find the module root (go env GOMOD = %q): %v", gomod, err)
@@ -48,16 +48,16 @@ func RepoRoot(t testing.TB) string {
 // Build runs go build -o out pkg in dir.
 func Build(t testing.TB, dir, pkg, out string) {
 	t.Helper()
-	cmd := exec.Command(goTool(), "build", "-o", out, pkg)
+	cmd := exec.Command(GoTool(), "build", "-o", out, pkg)
 	cmd.Dir = dir
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("funchosttest: go build %s: %v\n%s", pkg, err, b)
 	}
 }
 
-// goTool is the go command on PATH, else the one of the toolchain that
+// GoTool is the go command on PATH, else the one of the toolchain that
 // built the test.
-func goTool() string {
+func GoTool() string {
 	if p, err := exec.LookPath("go"); err == nil {
 		return p
 	}

@@ -7,6 +7,7 @@
 //	FAKEWORKER_LISTEN_FD=N      serve on the inherited listening socket N
 //	                            instead of binding FUNCTIONS_CUSTOMHANDLER_PORT
 //	FAKEWORKER_EXIT_ON_TERM=N   exit with code N on SIGTERM (default 0)
+//	FAKEWORKER_ENVELOPE_DIR=D   write each Event Hubs envelope to D/<function>-<n>.json
 //
 // /api/... echoes the request, after ?sleep=DURATION if given.
 package main
@@ -21,6 +22,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -101,6 +103,12 @@ func main() {
 		}
 		var pc struct{ PartitionId string }
 		json.Unmarshal(env.Metadata["PartitionContext"], &pc)
+		if dir := os.Getenv("FAKEWORKER_ENVELOPE_DIR"); dir != "" {
+			if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("%s-%d.json", r.PathValue("function"), n)), body, 0o644); err != nil {
+				http.Error(w, err.Error(), 500)
+				return
+			}
+		}
 		fmt.Printf("fakeworker: envelope %d for %s partition=%s sequenceNumbers=%s retryContext=%s\n", n, r.PathValue("function"), pc.PartitionId, seqText, retry)
 		if n <= failFirst {
 			http.Error(w, "failing as asked", 500)

@@ -19,6 +19,7 @@ import (
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/iothub-reboot/devmgmt/localhub/internal/registry"
 	"github.com/iothub-reboot/devmgmt/localhub/internal/routing"
@@ -28,13 +29,14 @@ import (
 // accepts; a device that sends more is disconnected.
 const MaxTelemetryBody = 256 * 1024
 
-// Connection tuning. A connected device costs about 37 KB (measured by
-// BenchmarkMethodThroughput1000): 20 KB of stack for mochi's two goroutines
-// per connection (the reader's blocked path is too deep for the GC to
-// shrink its stack below 16 KB) and 17 KB of heap, mostly TLS and mochi
-// client state. The buffers below are what the gateway controls; the
-// outbound queue and its writer (outbox.go) exist only while a device has
-// packets waiting.
+// Connection tuning. A connected device costs the hub 35 to 38 KB at
+// 10,000 devices (make perf; where it goes is in docs/performance.md): 20
+// KB of stack for mochi's two goroutines per connection (its reader parks
+// with 6 KB of frames, too deep for the GC to shrink its stack below 16 KB,
+// and its idle writer keeps 4 KB), TLS state, mochi's client state, and
+// what the connection storm leaves scattered over the heap. The buffers
+// below are what the gateway controls; the outbound queue and its writer
+// (outbox.go) exist only while a device has packets waiting.
 const (
 	// connectDeadline bounds the TLS handshake and the CONNECT packet; after
 	// CONNECT mochi applies the client's keep-alive.
@@ -46,8 +48,11 @@ const (
 	maxPacketSize = MaxTelemetryBody + 64*1024 + 16
 	// mochi reads the fixed header byte by byte and the rest with
 	// io.ReadFull, which bypasses a small bufio buffer for large packets;
-	// the TLS connection below buffers a whole record anyway.
-	readBufferSize = 512
+	// the TLS connection below buffers a whole decrypted record anyway, so
+	// a buffer that holds the small packets whole (acknowledgements,
+	// PINGREQ, SUBSCRIBE) is enough: 64 bytes instead of 512 saves 448
+	// per connection.
+	readBufferSize = 64
 	// The write buffer is allocated only while writes queue up.
 	writeBufferSize = 2 * 1024
 	// writesPending sizes mochi's per-client outbound queue, which the
@@ -166,7 +171,7 @@ func Start(cfg Config) (*Gateway, error) {
 		router:   cfg.Router,
 		log:      logger,
 		now:      now,
-		ln:       newTrackingListener(cfg.Listener, writeTimeout),
+		ln:       newTrackingListener(cfg.Listener, writeTimeout, logger),
 		done:     make(chan struct{}),
 		devices:  make(map[string]*device),
 		calls:    pendingCalls{m: make(map[uint64]*pendingCall)},
@@ -177,8 +182,9 @@ func Start(cfg Config) (*Gateway, error) {
 		ClientNetReadBufferSize:  readBufferSize,
 		Logger:                   slog.New(mochiLogHandler{logger.Handler()}).With("component", "mochi"),
 		// $SYS topics are never delivered (devices may not subscribe to
-		// them); refresh them rarely since each refresh reads MemStats.
-		SysTopicResendInterval: int64(time.Hour / time.Second),
+		// them), so mochi never refreshes them: each refresh reads
+		// MemStats, which stops the world.
+		SysTopicResendInterval: sysTopicsNever,
 	})
 	if err := g.server.AddHook(&hook{}, &hookConfig{gw: g}); err != nil {
 		return nil, fmt.Errorf("mqttgw: add hook: %w", err)
@@ -189,7 +195,24 @@ func Start(cfg Config) (*Gateway, error) {
 	if err := g.server.Serve(); err != nil {
 		return nil, fmt.Errorf("mqttgw: serve: %w", err)
 	}
+	dropRetained(g.server)
 	return g, nil
+}
+
+// sysTopicsNever is mochi's $SYS refresh interval, in seconds: a century,
+// the longest a time.Ticker takes.
+const sysTopicsNever = 100 * 365 * 24 * 60 * 60
+
+// dropRetained deletes the retained messages mochi keeps: only its own
+// $SYS topics, published once by Serve (IoT Hub stores no retained
+// message, and devices may not subscribe to $SYS). While any is retained,
+// every SUBSCRIBE makes mochi walk the topic tree under the filter, copying
+// each level's map, for retained messages to send: that was 60 µs per
+// subscription with 10,000 devices connected.
+func dropRetained(s *mqtt.Server) {
+	for topic := range s.Topics.Retained.GetAll() {
+		s.Topics.RetainMessage(packets.Packet{TopicName: topic})
+	}
 }
 
 // listenerID names the gateway's one mochi listener.

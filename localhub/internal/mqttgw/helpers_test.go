@@ -45,6 +45,13 @@ func newTestHub(t testing.TB) *testHub {
 // newTestHubWith starts a gateway with cfg's Now and WriteTimeout.
 func newTestHubWith(t testing.TB, cfg Config) *testHub {
 	t.Helper()
+	return newTestHubWrapped(t, cfg, nil)
+}
+
+// newTestHubWrapped is newTestHubWith with the gateway's TLS listener
+// wrapped by wrap (nil: as it is).
+func newTestHubWrapped(t testing.TB, cfg Config, wrap func(net.Listener) net.Listener) *testHub {
+	t.Helper()
 	dir := t.TempDir()
 	bundle, err := tlsca.LoadOrCreate(filepath.Join(dir, "tls"), []string{testHost})
 	require.NoError(t, err)
@@ -59,6 +66,9 @@ func newTestHubWith(t testing.TB, cfg Config) *testHub {
 	require.NoError(t, err)
 	cfg.Hostname = testHost
 	cfg.Listener = tls.NewListener(ln, bundle.ServerTLSConfig())
+	if wrap != nil {
+		cfg.Listener = wrap(cfg.Listener)
+	}
 	cfg.Registry = reg
 	cfg.Router = routing.New(routing.Options{Hostname: testHost, Events: events})
 	cfg.Logger = testLogger(t)

@@ -3,6 +3,7 @@ package mqttgw
 import (
 	"crypto/tls"
 	"errors"
+	"log/slog"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -16,21 +17,28 @@ import (
 type trackingListener struct {
 	net.Listener
 	writeTimeout time.Duration
+	log          *slog.Logger
 
 	mu     sync.Mutex
 	conns  map[*trackedConn]struct{}
 	closed bool
 }
 
-func newTrackingListener(ln net.Listener, writeTimeout time.Duration) *trackingListener {
-	return &trackingListener{Listener: ln, writeTimeout: writeTimeout, conns: make(map[*trackedConn]struct{})}
+func newTrackingListener(ln net.Listener, writeTimeout time.Duration, log *slog.Logger) *trackingListener {
+	return &trackingListener{Listener: ln, writeTimeout: writeTimeout, log: log, conns: make(map[*trackedConn]struct{})}
 }
 
 // Accept returns the next connection with a deadline for the TLS handshake
 // and CONNECT; mochi replaces its read deadline with the keep-alive's after
 // CONNECT.
+//
+// An error that is not the listener closing (too many open files, most
+// likely, with thousands of devices and a low ulimit) is retried after a
+// pause instead of being returned: mochi stops serving a listener for good
+// on the first Accept error, so one file-descriptor shortage would leave
+// the device endpoint dead until the hub restarts.
 func (l *trackingListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
+	c, err := l.acceptRetrying()
 	if err != nil {
 		return nil, err
 	}
@@ -45,6 +53,28 @@ func (l *trackingListener) Accept() (net.Conn, error) {
 	l.mu.Unlock()
 	_ = c.SetDeadline(time.Now().Add(connectDeadline))
 	return tc, nil
+}
+
+// acceptRetrying accepts the next connection, pausing and retrying on
+// errors until the listener is closed. The pause doubles from 5 ms to 1 s,
+// as net/http's does, and each failure is logged.
+func (l *trackingListener) acceptRetrying() (net.Conn, error) {
+	var pause time.Duration
+	for {
+		c, err := l.Listener.Accept()
+		if err == nil {
+			return c, nil
+		}
+		l.mu.Lock()
+		closed := l.closed
+		l.mu.Unlock()
+		if closed || errors.Is(err, net.ErrClosed) {
+			return nil, err
+		}
+		pause = min(max(2*pause, 5*time.Millisecond), time.Second)
+		l.log.Warn("mqtt accept failed; retrying", "err", err, "pause", pause)
+		time.Sleep(pause)
+	}
 }
 
 // shutdown stops accepting and closes every open connection.

@@ -4,9 +4,12 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net"
+	"os"
 	"regexp"
 	"runtime"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -220,4 +223,34 @@ func TestCloseWhileCleanSessionsLeave(t *testing.T) {
 	case <-time.After(waitLimit):
 		t.Fatalf("Close did not return:\n%s", goroutines())
 	}
+}
+
+// failingListener fails its first Accept calls the way a process out of
+// file descriptors does.
+type failingListener struct {
+	net.Listener
+	failures atomic.Int32
+}
+
+func (l *failingListener) Accept() (net.Conn, error) {
+	if l.failures.Add(-1) >= 0 {
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept4", syscall.EMFILE)}
+	}
+	return l.Listener.Accept()
+}
+
+// A failed Accept (EMFILE: too many open files) must not end the device
+// endpoint: mochi stops serving a listener on the first error it returns.
+func TestAcceptErrorsDoNotStopTheEndpoint(t *testing.T) {
+	var fl *failingListener
+	h := newTestHubWrapped(t, Config{}, func(ln net.Listener) net.Listener {
+		fl = &failingListener{Listener: ln}
+		fl.failures.Store(3)
+		return fl
+	})
+	key := h.createDevice(t, "d1").Authentication.SymmetricKey.PrimaryKey
+	d := h.connect(t, "d1", key)
+	d.subscribe(t, methodsFilter, 0)
+	require.LessOrEqual(t, fl.failures.Load(), int32(-1), "the failures were seen")
+	require.True(t, h.gw.Connected("d1"))
 }

@@ -128,3 +128,16 @@ func TestTelemetryWithPolicyTokenAndModelID(t *testing.T) {
 	require.Equal(t, `{"scope":"hub","type":"sas","issuer":"iothub","acceptingIpFilterRule":null}`,
 		got.Annotations["iothub-connection-auth-method"])
 }
+
+// IoT Hub stores no retained message, and neither does the gateway, not
+// even mochi's own $SYS topics: with one retained, mochi searches the
+// topic tree for retained messages on every SUBSCRIBE.
+func TestNothingIsRetained(t *testing.T) {
+	h := newTestHub(t)
+	require.Zero(t, h.gw.server.Topics.Retained.Len(), "after Start")
+	key := h.createDevice(t, "d1").Authentication.SymmetricKey.PrimaryKey
+	d := h.connect(t, "d1", key)
+	d.subscribe(t, methodsFilter, 0)
+	wait(t, d.Publish("devices/d1/messages/events/", 1, true, []byte(`{"n":1}`)))
+	require.Zero(t, h.gw.server.Topics.Retained.Len(), "after a retained publish")
+}

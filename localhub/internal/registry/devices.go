@@ -428,6 +428,15 @@ func (s *Store) TouchActivity(id string, at time.Time) {
 	}
 }
 
+// DeviceExists reports whether id is registered, from memory: the write
+// path updates the in-memory view before CreateDevice and DeleteDevice
+// return, so a caller sees a create or delete it waited for.
+func (s *Store) DeviceExists(id string) bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.devices[id] != nil
+}
+
 // DeviceKeys returns the device's keys and status for authentication, fast
 // (served from memory). ErrDeviceNotFound.
 func (s *Store) DeviceKeys(id string) (keys SymmetricKey, enabled bool, generationID string, err error) {

@@ -120,6 +120,7 @@ func TestGetDeleteUnknownDevice(t *testing.T) {
 	require.ErrorIs(t, err, ErrDeviceNotFound)
 	_, _, _, err = f.s.DeviceKeys("nope")
 	require.ErrorIs(t, err, ErrDeviceNotFound)
+	require.False(t, f.s.DeviceExists("nope"))
 }
 
 func TestIfMatchForms(t *testing.T) {
@@ -245,6 +246,7 @@ func filterOps(ns []Notification, op string) []Notification {
 func TestDeleteDeviceRemovesTwinAndKeys(t *testing.T) {
 	f := newFixture(t)
 	f.createDevice(t, "d")
+	require.True(t, f.s.DeviceExists("d"))
 	_, err := f.s.PatchReported("d", json.RawMessage(`{"a":1}`))
 	require.NoError(t, err)
 	require.NoError(t, f.s.DeleteDevice("d", ""))
@@ -257,9 +259,11 @@ func TestDeleteDeviceRemovesTwinAndKeys(t *testing.T) {
 	require.ErrorIs(t, err, ErrDeviceNotFound)
 	_, _, _, err = f.s.DeviceKeys("d")
 	require.ErrorIs(t, err, ErrDeviceNotFound)
+	require.False(t, f.s.DeviceExists("d"), "the in-memory view forgets a deleted device before DeleteDevice returns")
 
 	// A new device under the old id starts afresh.
 	f.createDevice(t, "d")
+	require.True(t, f.s.DeviceExists("d"))
 	tw, err := f.s.GetTwin("d")
 	require.NoError(t, err)
 	require.EqualValues(t, 2, tw.Version)
@@ -346,6 +350,7 @@ func TestReopenKeepsDevices(t *testing.T) {
 	got, err := f.s.GetDevice("d")
 	require.NoError(t, err)
 	require.Equal(t, d, got)
+	require.True(t, f.s.DeviceExists("d"), "loaded from the file")
 	keys, enabled, gen, err := f.s.DeviceKeys("d")
 	require.NoError(t, err)
 	require.Equal(t, d.Authentication.SymmetricKey, keys)

@@ -74,60 +74,50 @@ func bearer(d Deps, token string) (caller, error) {
 
 // sharedAccess checks a policy SAS token the way IoT Hub does (reference
 // §1.2): signature over sr as sent, primary then secondary key, 5 minutes
-// of clock skew, and an audience that prefixes host + path.
+// of clock skew, and an audience that prefixes host + path. A token that
+// verified before is found in d.tokens (see tokenCache).
 func sharedAccess(d Deps, r *http.Request, header string) (caller, error) {
-	tok, err := sas.Parse(header)
+	now := d.Now()
+	tok, p, err := d.tokens.verify(header, now, d.Registry.Policy)
 	if err != nil {
-		return caller{}, fmt.Errorf("parse token: %w", err)
+		return caller{}, err
 	}
-	if tok.KeyName == "" {
-		return caller{}, errors.New("token has no skn: device tokens cannot call service APIs")
-	}
-	p, ok := d.Registry.Policy(tok.KeyName)
-	if !ok {
-		return caller{}, fmt.Errorf("no shared access policy %q", tok.KeyName)
-	}
-	if !verifiesWithAny(tok, p.PrimaryKey, p.SecondaryKey) {
-		return caller{}, fmt.Errorf("signature does not match the keys of policy %q", p.KeyName)
-	}
-	if tok.Expired(d.Now()) {
+	if tok.Expired(now) {
 		return caller{}, fmt.Errorf("token expired at %s", tok.Expiry.UTC().Format("2006-01-02T15:04:05Z"))
 	}
-	if !authorizesAny(tok, audienceTargets(d.Hostname, r)) {
+	if !authorizedFor(tok, d.Hostname, r) {
 		return caller{}, fmt.Errorf("token audience %q does not cover this hub", tok.Resource)
 	}
 	return caller{name: p.KeyName, rights: p.Rights}, nil
 }
 
-func verifiesWithAny(tok sas.Token, keys ...string) bool {
+// verifyingKey returns the first of keys (base64 text) the token's
+// signature verifies with.
+func verifyingKey(tok sas.Token, keys ...string) (string, bool) {
 	for _, k := range keys {
 		key, err := base64.StdEncoding.DecodeString(k)
 		if err == nil && len(key) > 0 && tok.Verify(key) {
-			return true
+			return k, true
 		}
 	}
-	return false
+	return "", false
 }
 
-// audienceTargets are the host + path forms a token may be scoped to: the
-// configured hub host name, and the host the client actually dialled (with
-// and without port), since local clients often use 127.0.0.1:port.
-func audienceTargets(hostname string, r *http.Request) []string {
-	targets := []string{hostname + r.URL.Path}
-	if r.Host != "" {
-		targets = append(targets, r.Host+r.URL.Path)
-		if h, _, err := net.SplitHostPort(r.Host); err == nil {
-			targets = append(targets, h+r.URL.Path)
-		}
+// authorizedFor reports whether the token's audience covers this request:
+// the configured hub host name, or the host the client actually dialled
+// (with and without port), since local clients often use 127.0.0.1:port,
+// each followed by the path. The host name comes first: it is what SDKs
+// sign.
+func authorizedFor(tok sas.Token, hostname string, r *http.Request) bool {
+	if tok.Authorizes(hostname + r.URL.Path) {
+		return true
 	}
-	return targets
-}
-
-func authorizesAny(tok sas.Token, targets []string) bool {
-	for _, t := range targets {
-		if tok.Authorizes(t) {
-			return true
-		}
+	if r.Host == "" {
+		return false
 	}
-	return false
+	if tok.Authorizes(r.Host + r.URL.Path) {
+		return true
+	}
+	h, _, err := net.SplitHostPort(r.Host)
+	return err == nil && tok.Authorizes(h+r.URL.Path)
 }

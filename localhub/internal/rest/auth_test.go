@@ -3,6 +3,8 @@ package rest_test
 import (
 	"net/http"
 	"net/url"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -102,4 +104,45 @@ func TestAuthorizationRights(t *testing.T) {
 	}
 	golden(t, "unauthorized_rights", h.do(request{method: http.MethodPost, path: "/twins/dev1/methods",
 		body: `{"methodName":"m"}`, auth: h.policyToken("registryRead")}))
+}
+
+// A token the server verified once is remembered (tokenCache); these are
+// what must still hold for it on every request.
+func TestRepeatedTokenIsCheckedOnEveryRequest(t *testing.T) {
+	var clock atomic.Int64
+	clock.Store(fixedNow.UnixNano())
+	h := newTestHubWith(t, func(d *depsOverride) {
+		d.bearer = testBearer
+		d.now = func() time.Time { return time.Unix(0, clock.Load()).UTC() }
+	})
+	h.createDevice("dev1")
+	h.createDevice("dev2")
+	owner, ok := h.reg.Policy("iothubowner")
+	require.True(t, ok)
+	expiry := fixedNow.Add(time.Hour).Truncate(time.Second) // se is whole seconds
+	mint := func(resource, key string) string {
+		tok, err := sas.New(resource, "iothubowner", key, expiry)
+		require.NoError(t, err)
+		return tok
+	}
+	get := func(path, auth string) int {
+		return h.do(request{method: http.MethodGet, path: path, auth: auth}).status
+	}
+
+	scoped := mint(hubHost+"/devices/dev1", owner.PrimaryKey)
+	for range 3 {
+		require.Equal(t, http.StatusOK, get("/devices/dev1", scoped))
+	}
+	require.Equal(t, http.StatusUnauthorized, get("/devices/dev2", scoped), "the audience is checked per request")
+
+	// The same sr, se and skn with another key's signature.
+	forged := mint(hubHost+"/devices/dev1", "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0MTI=")
+	require.Equal(t, strings.Split(scoped, "&sig=")[0], strings.Split(forged, "&sig=")[0])
+	require.Equal(t, http.StatusUnauthorized, get("/devices/dev1", forged))
+	require.Equal(t, http.StatusOK, get("/devices/dev1", scoped))
+
+	clock.Store(expiry.Add(sas.MaxClockSkew).UnixNano())
+	require.Equal(t, http.StatusOK, get("/devices/dev1", scoped), "valid up to expiry plus the skew")
+	clock.Store(expiry.Add(sas.MaxClockSkew + time.Second).UnixNano())
+	require.Equal(t, http.StatusUnauthorized, get("/devices/dev1", scoped))
 }

@@ -58,6 +58,9 @@ func (h *testHub) now() time.Time { return fixedNow }
 type depsOverride struct {
 	bearer string
 	quotas rest.Quotas
+	// now, if set, is the REST server's clock (the registry's stays
+	// fixedNow).
+	now func() time.Time
 }
 
 func newTestHub(t *testing.T) *testHub {
@@ -78,6 +81,10 @@ func newTestHubWith(t *testing.T, override func(*depsOverride)) *testHub {
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, reg.Close()) })
 
+	restNow := o.now
+	if restNow == nil {
+		restNow = func() time.Time { return fixedNow }
+	}
 	logs := &lockedBuffer{}
 	devices := &fakeDevices{}
 	engine, err := jobs.Start(jobs.Options{
@@ -98,7 +105,7 @@ func newTestHubWith(t *testing.T, override func(*depsOverride)) *testHub {
 		BearerToken: o.bearer,
 		Quotas:      o.quotas,
 		Logger:      slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Now:         func() time.Time { return fixedNow },
+		Now:         restNow,
 	})
 	srv := httptest.NewTLSServer(h)
 	t.Cleanup(srv.Close)

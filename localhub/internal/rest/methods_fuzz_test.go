@@ -31,6 +31,16 @@ func FuzzMethodRequest(f *testing.F) {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
+		// The fast decoder takes and refuses exactly what unmarshal does.
+		fast, fastErr := decodeMethodWire(body)
+		var slow methodWire
+		if slowErr := unmarshal(body, &slow); slowErr != nil {
+			require.Equal(t, slowErr, fastErr)
+		} else {
+			require.Nil(t, fastErr)
+			require.Equal(t, slow, fast)
+		}
+
 		m, herr := parseMethodRequest(body)
 		if herr != nil {
 			require.Contains(t, []int{400004, 400006, 413001}, herr.code, herr.msg)

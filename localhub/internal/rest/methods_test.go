@@ -203,3 +203,18 @@ func TestInvokeMethodEndsWhenClientGoesAway(t *testing.T) {
 	}
 	require.ErrorIs(t, <-ended, context.Canceled, "the device call ends with the request")
 }
+
+// The device check reads the registry's in-memory view: a delete is seen
+// by the next call, and a device created again is found again.
+func TestInvokeMethodSeesDeletesAtOnce(t *testing.T) {
+	h := newTestHub(t)
+	call := func() response {
+		return h.do(request{method: http.MethodPost, path: "/twins/dev1/methods", body: `{"methodName":"m"}`})
+	}
+	h.createDevice("dev1")
+	require.Equal(t, http.StatusOK, call().status)
+	require.Equal(t, http.StatusNoContent, h.do(request{method: http.MethodDelete, path: "/devices/dev1"}).status)
+	golden(t, "method_device_not_found_dev1", call())
+	h.createDevice("dev1")
+	require.Equal(t, http.StatusOK, call().status)
+}

@@ -22,6 +22,11 @@ func logRequest(d Deps, op string) func(http.Handler) http.Handler {
 			if sw.Status() >= 500 {
 				level = slog.LevelError
 			}
+			// Building the attributes costs an allocation per request;
+			// the hub runs at Info unless asked.
+			if !d.Logger.Enabled(r.Context(), level) {
+				return
+			}
 			attrs := []slog.Attr{
 				slog.String("method", r.Method),
 				slog.String("pattern", r.Pattern),

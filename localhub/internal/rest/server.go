@@ -45,6 +45,9 @@ type Deps struct {
 	Quotas Quotas
 	Logger *slog.Logger
 	Now    func() time.Time
+
+	// tokens is the server's verified-token cache, set by newServer.
+	tokens *tokenCache
 }
 
 // NewServer returns the service REST API as a handler, with the default
@@ -63,6 +66,7 @@ func newServer(d Deps, t Timeouts) http.Handler {
 	if d.Devices == nil {
 		d.Devices = offline{}
 	}
+	d.tokens = newTokenCache()
 	mux := http.NewServeMux()
 	addRoutes(mux, d, t)
 	return mux

@@ -32,6 +32,7 @@ type config struct {
 	rebootJitter       time.Duration
 	backoff            device.Backoff
 	connectConcurrency int
+	connectRate        float64
 	progress           time.Duration
 	seed               uint64
 	faults             fleet.Faults
@@ -74,6 +75,7 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.DurationVar(&c.backoff.Min, "backoff-min", device.DefaultBackoffMin, "first reconnect back-off")
 	fs.DurationVar(&c.backoff.Max, "backoff-max", device.DefaultBackoffMax, "longest reconnect back-off")
 	fs.IntVar(&c.connectConcurrency, "connect-concurrency", fleet.DefaultConnectConcurrency, "connection attempts in flight at once across the fleet")
+	fs.Float64Var(&c.connectRate, "connect-rate", 0, "connection attempts started per second across the fleet, 0 for no limit (an Azure IoT Hub S1 hub admits the higher of 100 a second or 12 a second per unit)")
 	fs.DurationVar(&c.progress, "progress", 10*time.Second, "interval of the progress line on stdout (0: only the final one)")
 	fs.Uint64Var(&c.seed, "seed", 0, "seed for faults and jitter, to repeat a run (0: pick one and print it)")
 	fs.Float64Var(&c.faults.OfflineShare, "offline-share", 0, "share of devices, 0 to 1, that never connect")
@@ -157,6 +159,8 @@ func (c config) validate() error {
 		return errors.New("--backoff-min must be positive and at most --backoff-max")
 	case c.connectConcurrency < 1:
 		return errors.New("--connect-concurrency must be at least 1")
+	case !(c.connectRate >= 0):
+		return errors.New("--connect-rate must not be negative")
 	case c.progress < 0:
 		return errors.New("--progress must not be negative")
 	}

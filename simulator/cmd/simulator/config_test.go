@@ -79,6 +79,8 @@ func TestLoadConfigRefuses(t *testing.T) {
 		{"back-off inverted", []string{"--backoff-min", "10s", "--backoff-max", "1s", devCS}, nil, "--backoff-min"},
 		{"negative duration", []string{"--reboot-duration", "-1s", devCS}, nil, "must not be negative"},
 		{"no concurrency", []string{"--connect-concurrency", "0", devCS}, nil, "--connect-concurrency"},
+		{"negative rate", []string{"--connect-rate", "-1", devCS}, nil, "--connect-rate must not be negative"},
+		{"rate not a number", []string{"--connect-rate", "NaN", devCS}, nil, "--connect-rate must not be negative"},
 		{"bad environment value", []string{devCS}, map[string]string{"SIMULATOR_COUNT": "many"}, "SIMULATOR_COUNT"},
 		{"bad log level", []string{"--log-level", "loud", devCS}, nil, "--log-level"},
 		{"missing devices file", []string{"--devices-file", "/nonexistent/devices.txt"}, nil, "--devices-file"},

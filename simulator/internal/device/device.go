@@ -56,36 +56,59 @@ type Config struct {
 	// Seed makes the device's random choices (jitter, back-off, faults)
 	// repeatable; the device id is mixed in, so one seed serves a fleet.
 	Seed uint64
-	// Gate, when not nil, is a semaphore shared by a fleet: a device holds a
-	// slot while it dials, which bounds connection storms.
-	Gate   chan struct{}
+	// Gate, when not nil, is shared by a fleet: a device holds a turn
+	// while it dials, which bounds connection storms and their rate.
+	Gate   *Gate
 	Stats  *Stats
 	Logger *slog.Logger
 }
 
-// Device is one simulated device. Create it with New and call Run.
+// Device is one simulated device. Create it with New, then call Start or
+// Run.
+//
+// A device runs on a goroutine only while it has something to do
+// (dialling, reporting, waiting out a delay, a reboot or a back-off). Once
+// connected and idle it parks: it holds no goroutine, and a reboot order,
+// the loss of its connection or the end of its context starts one again.
+// An idle goroutine would cost every device of a fleet its stack (4 KB)
+// for as long as it stays connected, which is most of the time.
 type Device struct {
 	cfg    Config
-	log    *slog.Logger
-	orders chan order // reboots accepted by the method handler, for Run
+	logger *slog.Logger
+	orders chan order // reboots accepted by the method handler, for run
 
-	mu        sync.Mutex // guards the fields below: the handler and Run share them
+	ctx      context.Context
+	done     func()
+	stopWake func() bool // stops the wake-up at the end of ctx
+	finished sync.Once
+
+	mu        sync.Mutex // guards the fields below: the handler and run share them
 	rng       *rand.Rand
-	busy      bool   // a reboot was accepted and is not over yet
-	pendingID string // its requestId
+	busy      bool    // a reboot was accepted and is not over yet
+	pendingID string  // its requestId
+	parked    Session // the idle session the device waits on, without a goroutine
+	gone      bool    // stopped for good, or never coming back: waits for ctx only
 
-	// Owned by Run.
+	// Owned by run, which executes on one goroutine at a time; parking
+	// and waking hand them over under mu.
 	state  RebootState
 	back   bool // coming back from a reboot: count it once reported
 	online bool // the session is up and has reported: counted as connected
+	retry  backoffState
+	up     time.Time // when the current session started
 }
 
-// order is an accepted reboot call, handed from the method handler to Run.
+// order is an accepted reboot call, handed from the method handler to run.
 type order struct {
 	req       RebootRequest
 	fail      string // reason the reboot fails; "" for a good reboot
 	neverBack bool
 }
+
+// log is the device's logger. The deviceId attribute is added per call,
+// not kept: a handler's WithAttrs renders it ahead of time, a few hundred
+// bytes for every device of a fleet that logs now and then.
+func (d *Device) log() *slog.Logger { return d.logger.With("deviceId", d.cfg.ID) }
 
 // New returns a device for cfg, filling in default back-off bounds.
 func New(cfg Config) *Device {
@@ -103,38 +126,114 @@ func New(cfg Config) *Device {
 	h.Write([]byte(cfg.ID))
 	return &Device{
 		cfg:    cfg,
-		log:    logger.With("deviceId", cfg.ID),
+		logger: logger,
 		orders: make(chan order, 1),
 		rng:    rand.New(rand.NewPCG(cfg.Seed, h.Sum64())),
 	}
 }
 
-// Run boots the device and keeps it connected until ctx ends: it reports
-// its reboot state on every connection, reboots when asked, and reconnects
-// with back-off when the connection drops. It returns when ctx ends, and
-// not before, even for a device that never comes back from a reboot. Call
-// it once.
+// Run is Start, waiting for the device to stop.
 func (d *Device) Run(ctx context.Context) {
+	stopped := make(chan struct{})
+	d.Start(ctx, func() { close(stopped) })
+	<-stopped
+}
+
+// Start boots the device and keeps it connected until ctx ends: it reports
+// its reboot state on every connection, reboots when asked, and reconnects
+// with back-off when the connection drops. It returns at once; done is
+// called when the device has stopped, once ctx has ended and not before,
+// even for a device that never comes back from a reboot. Call it once.
+func (d *Device) Start(ctx context.Context, done func()) {
+	d.ctx, d.done = ctx, done
 	d.state = RebootState{LastReboot: time.Now(), Status: StatusRunning}
-	var b backoffState // a fresh boot dials at once
+	d.stopWake = context.AfterFunc(ctx, d.wake)
+	go d.run(nil) // a fresh boot dials at once
+}
+
+// run executes the device from where it stands, a new boot (sess nil) or
+// an idle session, until it parks or stops.
+func (d *Device) run(sess Session) {
+	ctx := d.ctx
 	for {
-		sess, err := d.connect(ctx, &b)
-		if err != nil {
-			return // ctx ended
+		if sess == nil {
+			var err error
+			if sess, err = d.connect(ctx, &d.retry); err != nil {
+				d.halt() // ctx ended
+				return
+			}
+			d.up = time.Now()
+			if !d.greet(ctx, sess) {
+				if !d.end(sess, d.endOf(ctx), order{}) {
+					return
+				}
+				sess = nil
+				continue
+			}
 		}
-		up := time.Now()
-		end, o := d.serve(ctx, sess)
-		d.hangUp(sess, end)
-		if !d.next(ctx, end, o, up, &b) {
+		end, o, parked := d.serve(ctx, sess)
+		if parked {
 			return
 		}
+		if !d.end(sess, end, o) {
+			return
+		}
+		sess = nil
+	}
+}
+
+// end hangs up a session that ended and reports whether there is a next
+// one. When there is none (ctx ended, or the device never comes back) it
+// halts the device.
+func (d *Device) end(sess Session, end sessionEnd, o order) bool {
+	d.hangUp(sess, end)
+	if d.next(d.ctx, end, o, d.up, &d.retry) {
+		return true
+	}
+	d.halt()
+	return false
+}
+
+// halt stops running the device for good. It has stopped when ctx has
+// ended; a device that never comes back waits for that without a
+// goroutine (wake stops it).
+func (d *Device) halt() {
+	d.mu.Lock()
+	d.gone = true
+	d.mu.Unlock()
+	if d.ctx.Err() != nil {
+		d.finish()
+	}
+}
+
+func (d *Device) finish() {
+	d.finished.Do(func() {
+		d.stopWake()
+		d.done()
+	})
+}
+
+// wake runs a parked device again, on a goroutine of its own: a reboot
+// order came, its connection was lost, or ctx ended. A wake-up with
+// nothing to do (the device is running, or woke for an event already
+// handled) parks it again at once.
+func (d *Device) wake() {
+	d.mu.Lock()
+	sess, gone := d.parked, d.gone
+	d.parked = nil
+	d.mu.Unlock()
+	switch {
+	case sess != nil:
+		go d.run(sess)
+	case gone && d.ctx.Err() != nil:
+		d.finish()
 	}
 }
 
 // hangUp closes a session and counts it.
 func (d *Device) hangUp(sess Session, end sessionEnd) {
 	if err := sess.Close(); err != nil {
-		d.log.Debug("close", "err", err)
+		d.log().Debug("close", "err", err)
 	}
 	online := d.online
 	d.online = false
@@ -160,7 +259,7 @@ func (d *Device) next(ctx context.Context, end sessionEnd, o order, up time.Time
 			b.failures = 0
 		}
 		b.wait = true
-		d.log.Info("connection lost; reconnecting")
+		d.log().Info("connection lost; reconnecting")
 		return true
 	case sessionReboot:
 		*b = backoffState{}
@@ -202,36 +301,19 @@ func (d *Device) connect(ctx context.Context, b *backoffState) (Session, error) 
 		if b.failures > 1 {
 			level = slog.LevelWarn // a failure or two is routine while a hub restarts
 		}
-		d.log.Log(ctx, level, "connect failed", "failures", b.failures, "err", err)
+		d.log().Log(ctx, level, "connect failed", "failures", b.failures, "err", err)
 	}
 }
 
 func (d *Device) dial(ctx context.Context) (Session, error) {
 	if d.cfg.Gate != nil {
-		select {
-		case d.cfg.Gate <- struct{}{}:
-			defer func() { <-d.cfg.Gate }()
-		case <-ctx.Done():
-			return nil, ctx.Err()
+		leave, err := d.cfg.Gate.Enter(ctx)
+		if err != nil {
+			return nil, err
 		}
+		defer leave()
 	}
-	var sess Session
-	err := offStack(func() (err error) {
-		sess, err = d.cfg.Transport.Connect(ctx, d.handleMethod)
-		return err
-	})
-	return sess, err
-}
-
-// offStack runs f on a goroutine of its own and waits for it. Dialing
-// (TLS, certificate parsing) and encoding JSON take several KB of stack,
-// and a goroutine that once grew keeps most of it for life; done here, that
-// growth is dropped when f returns instead of staying with every idle
-// device (BenchmarkConnect1000Devices).
-func offStack(f func() error) error {
-	done := make(chan error, 1)
-	go func() { done <- f() }()
-	return <-done
+	return d.cfg.Transport.Connect(ctx, d.handleMethod, d.wake)
 }
 
 // sessionEnd says why serve returned.
@@ -244,16 +326,13 @@ const (
 	sessionReboot                    // the device is going down for a reboot
 )
 
-// serve reports the device's state on a new session, then handles reboot
-// orders until the session ends.
-func (d *Device) serve(ctx context.Context, sess Session) (sessionEnd, order) {
-	if !d.greet(ctx, sess) {
-		return d.endOf(ctx), order{}
-	}
+// serve handles reboot orders on a session that has reported its state,
+// until the session ends or the device parks.
+func (d *Device) serve(ctx context.Context, sess Session) (end sessionEnd, o order, parked bool) {
 	for {
-		o, end := d.await(ctx, sess)
-		if end != sessionOpen {
-			return end, order{}
+		o, end, parked := d.await(ctx, sess)
+		if parked || end != sessionOpen {
+			return end, order{}, parked
 		}
 		if o.fail != "" {
 			d.fail(ctx, sess, o)
@@ -261,21 +340,65 @@ func (d *Device) serve(ctx context.Context, sess Session) (sessionEnd, order) {
 		}
 		d.goingDown(ctx, sess, o)
 		if err := sleep(ctx, o.req.Delay); err != nil {
-			return sessionStopped, order{}
+			return sessionStopped, order{}, false
 		}
-		return sessionReboot, o
+		return sessionReboot, o, false
 	}
 }
 
-// await blocks until the session ends or a reboot order arrives.
-func (d *Device) await(ctx context.Context, sess Session) (order, sessionEnd) {
+// await returns the session's end or a reboot order, if either has come;
+// otherwise it parks the device on sess and reports parked, and the
+// caller's goroutine ends. wake starts a new one when something comes.
+func (d *Device) await(ctx context.Context, sess Session) (order, sessionEnd, bool) {
+	for {
+		if o, end, ok := d.poll(ctx, sess); ok {
+			return o, end, false
+		}
+		d.mu.Lock()
+		d.parked = sess
+		d.mu.Unlock()
+		// An event that came between the poll and parking found nobody to
+		// wake: look again, and carry on if the device is still parked
+		// (nobody woke it meanwhile).
+		if !d.ready(ctx, sess) {
+			return order{}, sessionOpen, true
+		}
+		d.mu.Lock()
+		mine := d.parked == sess
+		if mine {
+			d.parked = nil
+		}
+		d.mu.Unlock()
+		if !mine {
+			return order{}, sessionOpen, true // a wake-up runs it already
+		}
+	}
+}
+
+// poll takes what has come for the device, without waiting.
+func (d *Device) poll(ctx context.Context, sess Session) (order, sessionEnd, bool) {
 	select {
 	case <-ctx.Done():
-		return order{}, sessionStopped
+		return order{}, sessionStopped, true
 	case <-sess.Lost():
-		return order{}, sessionLost
+		return order{}, sessionLost, true
 	case o := <-d.orders:
-		return o, sessionOpen
+		return o, sessionOpen, true
+	default:
+		return order{}, sessionOpen, false
+	}
+}
+
+// ready reports whether poll would take something, without taking it.
+func (d *Device) ready(ctx context.Context, sess Session) bool {
+	if ctx.Err() != nil || len(d.orders) > 0 {
+		return true
+	}
+	select {
+	case <-sess.Lost():
+		return true
+	default:
+		return false
 	}
 }
 
@@ -292,7 +415,7 @@ func (d *Device) endOf(ctx context.Context) sessionEnd {
 func (d *Device) greet(ctx context.Context, sess Session) bool {
 	if err := d.report(ctx, sess); err != nil {
 		if ctx.Err() == nil {
-			d.log.Warn("report state on connect", "err", err)
+			d.log().Warn("report state on connect", "err", err)
 		}
 		return false
 	}
@@ -308,7 +431,7 @@ func (d *Device) greet(ctx context.Context, sess Session) bool {
 		}
 	})
 	if back {
-		d.log.Info("back from reboot", "lastReboot", d.state.LastReboot.UTC().Format(timeLayout), "requestId", d.state.RequestID)
+		d.log().Info("back from reboot", "lastReboot", d.state.LastReboot.UTC().Format(timeLayout), "requestId", d.state.RequestID)
 	}
 	return true
 }
@@ -318,10 +441,10 @@ func (d *Device) fail(ctx context.Context, sess Session, o order) {
 	d.state = RebootState{LastReboot: d.state.LastReboot, Status: StatusFailed, RequestID: o.req.RequestID, Reason: o.fail}
 	d.release()
 	d.cfg.Stats.update(func(s *Snapshot) { s.Failed++ })
-	d.log.Info("reboot failed", "requestId", o.req.RequestID, "reason", o.fail)
+	d.log().Info("reboot failed", "requestId", o.req.RequestID, "reason", o.fail)
 	if err := d.report(ctx, sess); err != nil {
 		// The next connection reports it.
-		d.log.Warn("report failed reboot", "err", err)
+		d.log().Warn("report failed reboot", "err", err)
 	}
 }
 
@@ -330,9 +453,9 @@ func (d *Device) fail(ctx context.Context, sess Session, o order) {
 func (d *Device) goingDown(ctx context.Context, sess Session, o order) {
 	d.state = RebootState{LastReboot: d.state.LastReboot, Status: StatusRebooting, RequestID: o.req.RequestID}
 	d.cfg.Stats.update(func(s *Snapshot) { s.Rebooting++ })
-	d.log.Info("reboot requested", "requestId", o.req.RequestID, "delay", o.req.Delay)
+	d.log().Info("reboot requested", "requestId", o.req.RequestID, "delay", o.req.Delay)
 	if err := d.report(ctx, sess); err != nil {
-		d.log.Warn("report rebooting", "err", err)
+		d.log().Warn("report rebooting", "err", err)
 	}
 }
 
@@ -341,8 +464,7 @@ func (d *Device) goingDown(ctx context.Context, sess Session, o order) {
 func (d *Device) reboot(ctx context.Context, o order) bool {
 	if o.neverBack {
 		d.cfg.Stats.update(func(s *Snapshot) { s.Rebooting--; s.Gone++ })
-		d.log.Info("rebooting and never coming back (injected fault)", "requestId", o.req.RequestID)
-		<-ctx.Done()
+		d.log().Info("rebooting and never coming back (injected fault)", "requestId", o.req.RequestID)
 		return false
 	}
 	if err := sleep(ctx, d.rebootDuration()); err != nil {
@@ -357,8 +479,7 @@ func (d *Device) reboot(ctx context.Context, o order) bool {
 func (d *Device) report(ctx context.Context, sess Session) error {
 	ctx, cancel := context.WithTimeout(ctx, reportTimeout)
 	defer cancel()
-	st := d.state
-	if err := offStack(func() error { return sess.ReportProperties(ctx, st.Patch()) }); err != nil {
+	if err := sess.ReportProperties(ctx, d.state.Patch()); err != nil {
 		return fmt.Errorf("report %s: %w", d.state.Status, err)
 	}
 	return nil
@@ -378,10 +499,19 @@ func (d *Device) handleMethod(ctx context.Context, name string, payload []byte) 
 		return 400, replyError(err.Error())
 	}
 
+	status, reply, ordered := d.order(req)
+	if ordered {
+		d.wake() // a parked device has nothing running to take the order
+	}
+	return status, reply
+}
+
+// order accepts a reboot unless one is in progress and hands it to run.
+func (d *Device) order(req RebootRequest) (status int, reply []byte, ordered bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.busy {
-		return 409, replyBusy(req.RequestID, d.pendingID)
+		return 409, replyBusy(req.RequestID, d.pendingID), false
 	}
 	o := order{req: req}
 	switch {
@@ -393,9 +523,9 @@ func (d *Device) handleMethod(ctx context.Context, name string, payload []byte) 
 	d.busy, d.pendingID = true, req.RequestID
 	d.orders <- o // never blocks: busy admits one order at a time
 	if o.fail != "" {
-		return 500, replyFailed(req.RequestID, o.fail)
+		return 500, replyFailed(req.RequestID, o.fail), true
 	}
-	return 200, replyStarted(req.RequestID)
+	return 200, replyStarted(req.RequestID), true
 }
 
 // release lets the device accept a reboot again.

@@ -1,6 +1,10 @@
 package device
 
 import (
+	"context"
+	"fmt"
+	"runtime"
+	"slices"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -297,17 +301,43 @@ func TestStopWhileConnectingGivesUp(t *testing.T) {
 
 func TestGateBoundsConcurrentDials(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		gate := make(chan struct{}, 1)
-		gate <- struct{}{} // someone else holds the only slot
+		gate := NewGate(1, 0)
+		leave, err := gate.Enter(t.Context()) // someone else holds the only slot
+		require.NoError(t, err)
 		ft := &fakeTransport{}
 		stop := runDevice(New(Config{ID: "d1", Transport: ft, Gate: gate}))
 		defer stop()
 		synctest.Wait()
 		require.Empty(t, ft.attemptTimes(), "waits for a slot")
-		<-gate
+		leave()
 		synctest.Wait()
 		require.Equal(t, 1, ft.sessionCount())
-		require.Empty(t, gate, "slot released after the dial")
+		leave, err = gate.Enter(t.Context())
+		require.NoError(t, err, "slot released after the dial")
+		leave()
+	})
+}
+
+func TestGateBoundsDialRate(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		gate := NewGate(100, 4) // four dials a second
+		ft := &fakeTransport{}
+		var stops []func()
+		for i := range 10 {
+			stops = append(stops, runDevice(New(Config{ID: fmt.Sprintf("d%d", i), Transport: ft, Gate: gate})))
+		}
+		start := time.Now()
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		at := ft.attemptTimes()
+		require.Len(t, at, 10)
+		slices.SortFunc(at, time.Time.Compare)
+		for i, a := range at {
+			require.Equal(t, time.Duration(i)*250*time.Millisecond, a.Sub(start), "dial %d", i)
+		}
+		for _, stop := range stops {
+			stop()
+		}
 	})
 }
 
@@ -345,5 +375,40 @@ func TestShortSessionsKeepBackingOffUntilOneLasts(t *testing.T) {
 		wait := at[6].Sub(lostAt)
 		require.GreaterOrEqual(t, wait, 500*time.Millisecond)
 		require.LessOrEqual(t, wait, time.Second)
+	})
+}
+
+// A connected, idle device holds no goroutine (it parks), yet still acts on
+// a reboot order, a lost connection and the end of its context.
+func TestIdleDeviceHoldsNoGoroutine(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const n = 20
+		ft := &fakeTransport{}
+		stats := &Stats{}
+		before := runtime.NumGoroutine()
+		ctx, cancel := context.WithCancel(context.Background())
+		stopped := make(chan struct{}, n)
+		for i := range n {
+			New(Config{ID: fmt.Sprintf("d%d", i), Transport: ft, Stats: stats, RebootDuration: time.Second}).
+				Start(ctx, func() { stopped <- struct{}{} })
+		}
+		synctest.Wait()
+		require.Equal(t, n, stats.Snapshot().Connected)
+		require.Equal(t, before, runtime.NumGoroutine(), "idle devices hold no goroutine")
+
+		status, _ := ft.session(t, 0).call("reboot", `{"requestId":"r-1"}`)
+		require.Equal(t, 200, status)
+		ft.session(t, 1).drop()
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		require.Equal(t, n+2, ft.sessionCount(), "the rebooted and the dropped device connected again")
+		require.Equal(t, n, stats.Snapshot().Connected)
+		require.Equal(t, before, runtime.NumGoroutine())
+
+		cancel()
+		for range n {
+			<-stopped
+		}
+		require.Zero(t, stats.Snapshot().Connected)
 	})
 }

@@ -25,6 +25,7 @@ type fakeSession struct {
 	ctx      context.Context
 	cancel   context.CancelFunc
 	onMethod MethodHandler
+	onLost   func()
 	lost     chan struct{}
 
 	mu      sync.Mutex
@@ -43,7 +44,7 @@ type reported struct {
 
 var errRefused = errors.New("connection refused")
 
-func (f *fakeTransport) Connect(ctx context.Context, onMethod MethodHandler) (Session, error) {
+func (f *fakeTransport) Connect(ctx context.Context, onMethod MethodHandler, onLost func()) (Session, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.attempts = append(f.attempts, time.Now())
@@ -52,7 +53,7 @@ func (f *fakeTransport) Connect(ctx context.Context, onMethod MethodHandler) (Se
 		return nil, errRefused
 	}
 	sctx, cancel := context.WithCancel(ctx)
-	s := &fakeSession{ctx: sctx, cancel: cancel, onMethod: onMethod, lost: make(chan struct{})}
+	s := &fakeSession{ctx: sctx, cancel: cancel, onMethod: onMethod, onLost: onLost, lost: make(chan struct{})}
 	f.sessions = append(f.sessions, s)
 	return s, nil
 }
@@ -95,7 +96,10 @@ func (s *fakeSession) isClosed() bool {
 }
 
 // drop simulates a connection loss.
-func (s *fakeSession) drop() { close(s.lost) }
+func (s *fakeSession) drop() {
+	close(s.lost)
+	s.onLost()
+}
 
 // call invokes a direct method as the transport would.
 func (s *fakeSession) call(name, payload string) (int, map[string]any) {

@@ -7,9 +7,11 @@ import "context"
 // previous session but what the device itself re-reports.
 type Transport interface {
 	// Connect dials the hub and subscribes to direct methods. Calls arrive
-	// on onMethod until the session ends. ctx bounds the dial and is the
-	// parent of everything the session does.
-	Connect(ctx context.Context, onMethod MethodHandler) (Session, error)
+	// on onMethod until the session ends. onLost is called, from any
+	// goroutine, once the connection drops without Close being called,
+	// after Lost is closed. ctx bounds the dial and is the parent of
+	// everything the session does.
+	Connect(ctx context.Context, onMethod MethodHandler, onLost func()) (Session, error)
 }
 
 // MethodHandler answers one direct-method call with a status and a JSON

@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"math"
 	"math/rand/v2"
+	"runtime/debug"
+	"runtime/metrics"
 	"sync"
 	"time"
 
@@ -44,8 +46,12 @@ type Options struct {
 	Backoff        device.Backoff
 	Faults         Faults
 	// Seed makes offline picks, faults and jitter repeatable.
-	Seed               uint64
+	Seed uint64
+	// ConnectConcurrency bounds dials in flight; ConnectRate, when
+	// positive, the dials started per second (IoT Hub throttles new
+	// connections by rate).
 	ConnectConcurrency int
+	ConnectRate        float64
 	// Progress is the interval of the one-line summary on Stdout; zero
 	// prints only the final summary.
 	Progress time.Duration
@@ -71,7 +77,7 @@ func New(opts Options) *Fleet {
 	}
 	f := &Fleet{opts: opts}
 	isOffline := pickOffline(len(opts.Devices), opts.Faults.OfflineShare, opts.Seed)
-	gate := make(chan struct{}, opts.ConnectConcurrency)
+	gate := device.NewGate(opts.ConnectConcurrency, opts.ConnectRate)
 	for i, m := range opts.Devices {
 		if isOffline[i] {
 			f.offline = append(f.offline, m.ID)
@@ -111,11 +117,17 @@ func (f *Fleet) Stats() *device.Stats { return &f.stats }
 func (f *Fleet) Offline() []string { return f.offline }
 
 // Run runs every device until ctx ends, printing a summary line every
-// Options.Progress and a last one when all devices have stopped.
+// Options.Progress, a line when every device that should connect first
+// has, and a last one when all devices have stopped.
 func (f *Fleet) Run(ctx context.Context) {
+	start := time.Now()
 	var wg sync.WaitGroup
 	for _, d := range f.devices {
-		wg.Go(func() { d.Run(ctx) })
+		wg.Add(1)
+		d.Start(ctx, wg.Done) // no goroutine per device: see device.Device
+	}
+	if len(f.devices) > 0 {
+		wg.Go(func() { f.announceConnected(ctx, start) })
 	}
 	if f.opts.Progress > 0 {
 		wg.Go(func() { f.progress(ctx) })
@@ -138,10 +150,40 @@ func (f *Fleet) progress(ctx context.Context) {
 	}
 }
 
+// announceConnected prints one line, once, when every device that should
+// connect has connected and reported its state: how long that took from
+// the start of Run, and the process's memory.
+//
+// Connecting is the one moment the simulator allocates a lot (TLS
+// handshakes, certificate checks, a goroutine stack per dial), and the Go
+// runtime keeps what a burst freed for a while in case it is needed again.
+// An idle fleet will not need it, so it is handed back to the OS before the
+// memory is printed: what a fleet of this size holds, not what connecting
+// it took.
+func (f *Fleet) announceConnected(ctx context.Context, start time.Time) {
+	online := len(f.devices)
+	if err := f.stats.Wait(ctx, func(s device.Snapshot) bool { return s.Connected >= online }); err != nil {
+		return
+	}
+	took := time.Since(start)
+	debug.FreeOSMemory()
+	fmt.Fprintf(f.opts.Stdout, "%s connected devices=%d offline=%d took=%s mem=%s\n",
+		time.Now().UTC().Format(time.RFC3339), len(f.opts.Devices), len(f.offline), took.Round(time.Millisecond), memoryHeld())
+}
+
 // summary is one line for people and for grep: what every device is doing.
 func (f *Fleet) summary(label string) string {
 	s := f.stats.Snapshot()
-	return fmt.Sprintf("%s %s devices=%d offline=%d connected=%d rebooting=%d reboots=%d failed=%d gone=%d reconnects=%d",
+	return fmt.Sprintf("%s %s devices=%d offline=%d connected=%d rebooting=%d reboots=%d failed=%d gone=%d reconnects=%d mem=%s",
 		time.Now().UTC().Format(time.RFC3339), label, len(f.opts.Devices), len(f.offline),
-		s.Connected, s.Rebooting, s.Reboots, s.Failed, s.Gone, s.Lost)
+		s.Connected, s.Rebooting, s.Reboots, s.Failed, s.Gone, s.Lost, memoryHeld())
+}
+
+// memoryHeld is the memory the process holds from the OS, as the Go
+// runtime counts it (everything it mapped, less what it gave back), in MB.
+func memoryHeld() string {
+	samples := []metrics.Sample{{Name: "/memory/classes/total:bytes"}, {Name: "/memory/classes/heap/released:bytes"}}
+	metrics.Read(samples)
+	held := samples[0].Value.Uint64() - samples[1].Value.Uint64()
+	return fmt.Sprintf("%.1fMB", float64(held)/(1<<20))
 }

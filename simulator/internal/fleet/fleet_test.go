@@ -18,7 +18,7 @@ import (
 // nopTransport connects at once and accepts every report.
 type nopTransport struct{}
 
-func (nopTransport) Connect(ctx context.Context, _ device.MethodHandler) (device.Session, error) {
+func (nopTransport) Connect(ctx context.Context, _ device.MethodHandler, _ func()) (device.Session, error) {
 	return &nopSession{lost: make(chan struct{})}, nil
 }
 
@@ -84,14 +84,51 @@ func TestRunPrintsProgressAndStops(t *testing.T) {
 		time.Sleep(25 * time.Second)
 		synctest.Wait()
 		lines := out.lines()
-		require.Len(t, lines, 2, "one line every 10 s")
-		require.Equal(t, "2000-01-01T00:00:10Z progress devices=4 offline=1 connected=3 rebooting=0 reboots=0 failed=0 gone=0 reconnects=0", lines[0])
+		require.Len(t, lines, 3, "the connected line, then one line every 10 s")
+		require.Regexp(t, `^2000-01-01T00:00:00Z connected devices=4 offline=1 took=0s mem=\d+\.\dMB$`, lines[0])
+		require.Regexp(t, `^2000-01-01T00:00:10Z progress devices=4 offline=1 connected=3 rebooting=0 reboots=0 failed=0 gone=0 reconnects=0 mem=\d+\.\dMB$`, lines[1])
 
 		cancel()
 		<-done
 		lines = out.lines()
-		require.Len(t, lines, 3)
-		require.Equal(t, "2000-01-01T00:00:25Z stopped devices=4 offline=1 connected=0 rebooting=0 reboots=0 failed=0 gone=0 reconnects=0", lines[2])
+		require.Len(t, lines, 4)
+		require.Regexp(t, `^2000-01-01T00:00:25Z stopped devices=4 offline=1 connected=0 rebooting=0 reboots=0 failed=0 gone=0 reconnects=0 mem=`, lines[3])
+	})
+}
+
+// slowTransport connects after a delay, so connecting takes a while.
+type slowTransport struct{ delay time.Duration }
+
+func (s slowTransport) Connect(ctx context.Context, h device.MethodHandler, onLost func()) (device.Session, error) {
+	select {
+	case <-time.After(s.delay):
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return nopTransport{}.Connect(ctx, h, onLost)
+}
+
+// The connected line says how long connecting every device took, once,
+// even when devices reconnect later.
+func TestConnectedLineReportsConnectTime(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var out syncBuffer
+		ms := membersN(3)
+		for i := range ms {
+			ms[i].Transport = slowTransport{delay: time.Duration(i+1) * time.Second}
+		}
+		f := New(Options{Devices: ms, Stdout: &out})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { f.Run(ctx); close(done) }()
+
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		lines := out.lines()
+		require.Len(t, lines, 1)
+		require.Regexp(t, `^2000-01-01T00:00:03Z connected devices=3 offline=0 took=3s mem=`, lines[0])
+		cancel()
+		<-done
 	})
 }
 

@@ -84,51 +84,55 @@ func Main(m *testing.M, bin *string) int {
 // the same across Restart.
 type Hub struct {
 	Banner
-	bin       string
-	dataDir   string
-	mqttAddr  string
-	httpsAddr string
-	stderr    string // file with the hub's log
+	bin     string
+	dataDir string
+	stderr  string // file with the hub's log
+	// listeners are bound once, on random loopback ports, and passed to
+	// every incarnation of the hub (localhub serve --mqtt-addr fd:3 ...):
+	// a restarted hub serves the same ports, which no other process can
+	// take in between. They are, in order, MQTT, HTTPS, AMQP over TLS and
+	// plain AMQP.
+	listeners []*net.TCPListener
 
 	cmd    *exec.Cmd
 	exited chan struct{}
 	svc    *hubrest.Client
 }
 
-// Start runs the hub on two free loopback ports with a temporary data
-// directory. t.Cleanup stops it.
+// listenerFlags name the inherited sockets: exec.Cmd.ExtraFiles[i] is
+// file descriptor 3+i in the hub.
+var listenerFlags = []string{"--mqtt-addr", "--https-addr", "--amqp-addr", "--amqp-plain-addr"}
+
+// Start runs the hub on random loopback ports with a temporary data
+// directory. t.Cleanup stops it and closes its ports.
 func Start(t testing.TB, bin string) *Hub {
 	t.Helper()
 	dir := t.TempDir()
 	h := &Hub{
-		bin:       bin,
-		dataDir:   filepath.Join(dir, "data"),
-		mqttAddr:  freeAddr(t),
-		httpsAddr: freeAddr(t),
-		stderr:    filepath.Join(dir, "localhub.log"),
+		bin:     bin,
+		dataDir: filepath.Join(dir, "data"),
+		stderr:  filepath.Join(dir, "localhub.log"),
 	}
 	t.Cleanup(func() {
 		h.Stop(t)
+		for _, ln := range h.listeners {
+			_ = ln.Close()
+		}
 		if t.Failed() {
 			if log, err := os.ReadFile(h.stderr); err == nil {
 				t.Logf("localhub log:\n%s", lastBytes(log, 4000))
 			}
 		}
 	})
+	for range listenerFlags {
+		ln, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			t.Fatalf("listen: %v", err)
+		}
+		h.listeners = append(h.listeners, ln)
+	}
 	h.start(t)
 	return h
-}
-
-// freeAddr picks a port by binding :0 and letting it go, so that the hub
-// can be restarted on the same one.
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("pick a port: %v", err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 func (h *Hub) start(t testing.TB) {
@@ -138,10 +142,25 @@ func (h *Hub) start(t testing.TB) {
 		t.Fatalf("hub log: %v", err)
 	}
 	defer logf.Close()
-	// The built-in endpoint's AMQP listeners go on random ports, clear of
-	// a hub on their defaults (5671, 5672) and of other tests.
-	cmd := exec.Command(h.bin, "serve", "--data-dir", h.dataDir, "--mqtt-addr", h.mqttAddr, "--https-addr", h.httpsAddr,
-		"--amqp-addr", "127.0.0.1:0", "--amqp-plain-addr", "127.0.0.1:0", "--log-level", "warn")
+	args := []string{"serve", "--data-dir", h.dataDir, "--log-level", "warn"}
+	// Duplicates of the sockets for the child, closed here once it has
+	// them; ours stay open.
+	var files []*os.File
+	defer func() {
+		for _, f := range files {
+			f.Close()
+		}
+	}()
+	for i, ln := range h.listeners {
+		f, err := ln.File()
+		if err != nil {
+			t.Fatalf("pass the %s socket: %v", listenerFlags[i], err)
+		}
+		files = append(files, f)
+		args = append(args, listenerFlags[i], fmt.Sprintf("fd:%d", 3+i))
+	}
+	cmd := exec.Command(h.bin, args...)
+	cmd.ExtraFiles = files
 	cmd.Stderr = logf
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

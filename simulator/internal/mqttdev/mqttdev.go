@@ -86,12 +86,26 @@ func (d *Dialer) Transport(connectionString string) (deviceID string, tr device.
 
 // tlsConfig is shared by every device of a hub: one pool, not a pool per
 // connection as the SDK's default would build.
+//
+// Devices offer the classic key exchanges, X25519 and P-256, not Go's
+// default hybrid post-quantum X25519MLKEM768: device TLS stacks offer
+// those, Azure IoT Hub negotiates TLS 1.2 with classic ECDHE (its "TLS
+// support in IoT Hub" page), and the hybrid share (1.2 KB) makes every
+// ClientHello five times larger and every handshake dearer on both sides
+// (the ML-KEM key generation alone was 6 % of a connect storm's CPU, and
+// the hub keeps a buffer the size of the largest record it read for as
+// long as the device stays connected).
 func (d *Dialer) tlsConfig(hostName string) *tls.Config {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	c, ok := d.tlsc[hostName]
 	if !ok {
-		c = &tls.Config{RootCAs: d.roots, ServerName: hostName, MinVersion: tls.VersionTLS12}
+		c = &tls.Config{
+			RootCAs:          d.roots,
+			ServerName:       hostName,
+			MinVersion:       tls.VersionTLS12,
+			CurvePreferences: []tls.CurveID{tls.X25519, tls.CurveP256},
+		}
 		d.tlsc[hostName] = c
 	}
 	return c
@@ -106,17 +120,24 @@ type transport struct {
 // Connect opens a new MQTT connection: CONNECT with a fresh SAS token,
 // then SUBSCRIBE $iothub/methods/POST/#. The SDK's own reconnect is off, so
 // a lost connection shows as Lost and the device reconnects on its terms.
-func (t *transport) Connect(ctx context.Context, onMethod device.MethodHandler) (device.Session, error) {
-	s := &session{lost: make(chan struct{})}
+func (t *transport) Connect(ctx context.Context, onMethod device.MethodHandler, onLost func()) (device.Session, error) {
+	s := &session{lost: make(chan struct{}), onLost: onLost}
 	s.ctx, s.cancel = context.WithCancel(ctx)
 	s.tr = mqtt.New(
-		mqtt.WithLogger(sdkLogger{t.dialer.log.With("deviceId", t.creds.DeviceID)}),
+		mqtt.WithLogger(sdkLogger{t.dialer.log, t.creds.DeviceID}),
 		mqtt.WithClientOptionsConfig(func(o *paho.ClientOptions) {
 			if t.dialer.broker != nil {
 				o.Servers = []*url.URL{t.dialer.broker}
 			}
 			o.SetTLSConfig(t.tlsc)
 			o.SetAutoReconnect(false)
+			// Each incoming message is handled on a goroutine of its own
+			// (the SDK's handlers parse topics, ours answers methods), so
+			// paho's long-lived router goroutine never grows its stack for
+			// them: 2 KB less for every connected device. Order does not
+			// matter here: method calls are independent, twin responses
+			// carry their request id.
+			o.SetOrderMatters(false)
 			o.SetConnectRetry(false)
 			o.SetConnectionLostHandler(func(paho.Client, error) { s.markLost() })
 		}),
@@ -139,6 +160,7 @@ type session struct {
 	ctx      context.Context
 	cancel   context.CancelFunc
 	lost     chan struct{}
+	onLost   func()
 	lostOnce sync.Once
 }
 
@@ -149,7 +171,12 @@ func (s *session) ReportProperties(ctx context.Context, patch []byte) error {
 
 func (s *session) Lost() <-chan struct{} { return s.lost }
 
-func (s *session) markLost() { s.lostOnce.Do(func() { close(s.lost) }) }
+func (s *session) markLost() {
+	s.lostOnce.Do(func() {
+		close(s.lost)
+		s.onLost()
+	})
+}
 
 func (s *session) Close() error {
 	s.cancel()
@@ -181,8 +208,13 @@ func (d dispatcher) Dispatch(name string, payload []byte) (int, []byte, error) {
 	return a.status, a.reply, nil
 }
 
-// sdkLogger routes the SDK's printf-style logging to slog.
-type sdkLogger struct{ l *slog.Logger }
+// sdkLogger routes the SDK's printf-style logging to slog. It adds the
+// device id per record rather than holding a logger with it, which would
+// cost every connected device the attribute rendered ahead of time.
+type sdkLogger struct {
+	l        *slog.Logger
+	deviceID string
+}
 
 func (s sdkLogger) Errorf(format string, v ...any) { s.logf(slog.LevelError, format, v) }
 func (s sdkLogger) Warnf(format string, v ...any)  { s.logf(slog.LevelWarn, format, v) }
@@ -191,6 +223,6 @@ func (s sdkLogger) Debugf(format string, v ...any) { s.logf(slog.LevelDebug, for
 
 func (s sdkLogger) logf(level slog.Level, format string, v []any) {
 	if s.l.Enabled(context.Background(), level) {
-		s.l.Log(context.Background(), level, "iothub sdk: "+fmt.Sprintf(format, v...))
+		s.l.Log(context.Background(), level, "iothub sdk: "+fmt.Sprintf(format, v...), "deviceId", s.deviceID)
 	}
 }
