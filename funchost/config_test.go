@@ -235,6 +235,7 @@ func TestLoadFunctions(t *testing.T) {
 		"BadBinding":  `{"bindings":[{"type":"httpTrigger","direction":"in","name":"my_req"}]}`,
 		"TwoTriggers": `{"bindings":[{"type":"httpTrigger","direction":"in","name":"a"},{"type":"timerTrigger","direction":"in","name":"b"}]}`,
 		"Timer":       `{"bindings":[{"type":"timerTrigger","direction":"in","name":"t","schedule":"0 * * * * *"}]}`,
+		"Queue":       `{"bindings":[{"type":"queueTrigger","direction":"in","name":"q","queueName":"x"}]}`,
 		"BadRoute":    `{"bindings":[{"type":"httpTrigger","direction":"in","name":"req","route":"a/{b}.{c}"}]}`,
 		"EventsNoSet": `{"bindings":[{"type":"eventHubTrigger","direction":"in","name":"e","eventHubName":"%NOPE%","connection":"C"}]}`,
 		"EventsOff":   `{"bindings":[{"type":"eventHubTrigger","direction":"in","name":"e","eventHubName":"%NOPE%","connection":"C"}]}`,
@@ -254,7 +255,8 @@ func TestLoadFunctions(t *testing.T) {
 	for _, fn := range fns {
 		byName[fn.name] = fn
 	}
-	require.Len(t, fns, 4, "loaded: %v; errors: %v", byName, errs)
+	require.Len(t, fns, 5, "loaded: %v; errors: %v", byName, errs)
+	require.Equal(t, "Cron: '0 * * * * *'", byName["Timer"].timer.schedule.String())
 	require.True(t, byName["Good"].forward, "http in + http out, forwarding on")
 	require.Equal(t, []string{"GET"}, byName["Good"].methods)
 	require.False(t, byName["Envelope"].forward, "a second output keeps the envelope")
@@ -274,7 +276,7 @@ func TestLoadFunctions(t *testing.T) {
 	for _, e := range errs {
 		msgs = append(msgs, e.Error())
 	}
-	for _, want := range []string{"bad.name", "my_req", "exactly one trigger", "timerTrigger", "complex segments", "'%NOPE%' does not resolve", "linear"} {
+	for _, want := range []string{"bad.name", "my_req", "exactly one trigger", "queueTrigger", "complex segments", "'%NOPE%' does not resolve", "linear"} {
 		require.Condition(t, func() bool {
 			for _, m := range msgs {
 				if strings.Contains(m, want) {

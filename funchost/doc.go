@@ -5,11 +5,12 @@
 // the way the host does (environment, readiness check, restarts), serves
 // the HTTP triggers on /{routePrefix}/{route} (forwarded as-is when
 // customHandler.enableForwardingHttpRequest applies, else as the invocation
-// envelope), and runs every eventHubTrigger as the Event Hubs extension
+// envelope), runs every eventHubTrigger as the Event Hubs extension
 // does: it reads the Event Hub its connection setting names over AMQP with
 // azeventhubs (the local hub's built-in endpoint, or a real IoT Hub's: only
 // the settings differ), delivers per-partition batches with the host's
-// envelope and retry policy, and checkpoints after every invocation.
+// envelope and retry policy, checkpoints after every invocation, and runs every timerTrigger on its
+// NCRONTAB or TimeSpan schedule (timer.go).
 //
 // The wire contract it follows is functions-custom-handler.md (§1-§3 and
 // the stand-in checklist, §8); section numbers in comments refer to it.

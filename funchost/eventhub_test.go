@@ -382,8 +382,6 @@ func received(body string, props map[string]any, amqpProps *azeventhubs.AMQPAnno
 	return e
 }
 
-func ptr[T any](v T) *T { return &v }
-
 // goldenEvents are a telemetry message and a twin-change notification as
 // IoT Hub's built-in endpoint delivers them.
 func goldenEvents() []*azeventhubs.ReceivedEventData {

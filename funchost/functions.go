@@ -48,6 +48,9 @@ type function struct {
 
 	// Event Hubs triggers.
 	eventHub *eventHubTrigger
+
+	// Timer triggers (timer.go).
+	timer *timerTrigger
 }
 
 type binding struct {
@@ -63,6 +66,10 @@ type binding struct {
 	Path          string // older name of eventHubName
 	Connection    string
 	ConsumerGroup string
+	// Timer triggers (timer.go).
+	Schedule     string
+	RunOnStartup flexBool
+	UseMonitor   *flexBool
 }
 
 type functionJSON struct {
@@ -161,8 +168,18 @@ func parseFunction(name string, raw []byte, cfg hostConfig, s settings) (*functi
 		}
 		fn.eventHub = eh
 		return fn, nil
+	case fn.trigger.is(typeTimerTrigger):
+		if fn.disabled {
+			return fn, nil
+		}
+		t, err := newTimerTrigger(fn.trigger, s)
+		if err != nil {
+			return nil, err
+		}
+		fn.timer = t
+		return fn, nil
 	}
-	return nil, fmt.Errorf("trigger type %q is not supported by the local host (httpTrigger and eventHubTrigger are)", fn.trigger.Type)
+	return nil, fmt.Errorf("trigger type %q is not supported by the local host (httpTrigger, eventHubTrigger and timerTrigger are)", fn.trigger.Type)
 }
 
 func indexOfHTTPOut(outputs []binding) int {

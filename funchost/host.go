@@ -35,6 +35,10 @@ type Options struct {
 	// them. Empty: checkpoints live in memory and every start is a start
 	// without checkpoints (host.json's initialOffsetOptions).
 	CheckpointDir string
+	// DataDir holds what the host keeps across restarts besides
+	// checkpoints: timer schedule status (timer.go). Empty: nothing is
+	// kept.
+	DataDir string
 	// Logger receives the host's logs: the handler's stdout (Info) and
 	// stderr (Error, or Warn for lines containing "warn"), every entry of
 	// an invocation's Logs (Info, with the function name), and one line
@@ -61,10 +65,12 @@ type Host struct {
 	srv         *http.Server
 
 	// Close stops the parts in order: HTTP server, Event Hubs listeners,
-	// handler process. Each part's goroutines are joined before the next
+	// timers, handler process. Each part's goroutines are joined before the next
 	// part stops.
 	stopListeners context.CancelFunc
 	consumers     sync.WaitGroup
+	stopTimers    context.CancelFunc
+	timers        sync.WaitGroup
 	stopWorker    context.CancelFunc
 	workerDone    chan struct{}  // closed when the supervisor returned
 	serving       sync.WaitGroup // the HTTP server's Serve
@@ -191,6 +197,9 @@ func Start(ctx context.Context, opts Options) (*Host, error) {
 	case <-ctx.Done():
 		return nil, errors.Join(fmt.Errorf("funchost: waiting for the Event Hubs listeners to start: %w", ctx.Err()), h.Close())
 	}
+	timersCtx, stopTimers := context.WithCancel(context.Background())
+	h.stopTimers = stopTimers
+	h.startTimers(timersCtx, opts.DataDir, s, &h.timers)
 	h.logFunctions()
 	logger.Info("Functions host started", "url", h.url)
 	return h, nil
@@ -282,7 +291,8 @@ func (h *Host) Err() error {
 // (requests in flight get httpStopGrace to finish, since they need the
 // handler), then the Event Hubs listeners (invocations in flight are
 // cancelled and not checkpointed, so a restarted host delivers their
-// events again), then the handler process. It returns Err: why the
+// events again), then the timers (an invocation in flight is cancelled),
+// then the handler process. It returns Err: why the
 // host stopped by itself, if it did, and what went wrong stopping it.
 // Safe to call more than once.
 func (h *Host) Close() error {
@@ -302,6 +312,10 @@ func (h *Host) Close() error {
 		if h.stopListeners != nil {
 			h.stopListeners()
 			h.consumers.Wait()
+		}
+		if h.stopTimers != nil {
+			h.stopTimers()
+			h.timers.Wait()
 		}
 		// A connection the host dialled and never used counts as active
 		// for the handler's http.Server.Shutdown for five seconds: close

@@ -52,3 +52,6 @@ func NewServerWithDecoder(d Deps, name string) http.Handler {
 	d.decodeBatch = decoderNamed(name)
 	return NewServer(d)
 }
+
+// RecordPatch is the tags patch that writes a fleet reboot's record.
+var RecordPatch = recordPatch

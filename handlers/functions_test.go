@@ -29,6 +29,7 @@ type binding struct {
 	Methods       []string `json:"methods"`
 	Route         string   `json:"route"`
 	EventHubName  string   `json:"eventHubName"`
+	Schedule      string   `json:"schedule"`
 	Connection    string   `json:"connection"`
 	ConsumerGroup string   `json:"consumerGroup"`
 	Cardinality   string   `json:"cardinality"`
@@ -68,7 +69,8 @@ func TestFunctionDefinitions(t *testing.T) {
 		names = append(names, n)
 	}
 	slices.Sort(names)
-	require.Equal(t, []string{"OpenAPI", "RebootDevice", "RebootReport", "RebootStatus", "TwinChangeProcessor"}, names)
+	require.Equal(t, []string{"FleetRebootCancel", "FleetRebootStart", "FleetRebootStatus", "FleetRebootTimer",
+		"OpenAPI", "RebootDevice", "RebootReport", "RebootStatus", "TwinChangeProcessor"}, names)
 
 	var host struct {
 		Version       string
@@ -98,6 +100,13 @@ func TestFunctionDefinitions(t *testing.T) {
 		EventHubName: "%IOTHUB_EVENTHUB_NAME%", Connection: "IOTHUB_EVENTHUB_CONNECTION", ConsumerGroup: "%IOTHUB_CONSUMER_GROUP%",
 		Cardinality: "many", DataType: "string"}, ev.Bindings[0])
 	require.NotNil(t, ev.Retry, "a failed Event Hubs batch is checkpointed anyway: retry is the only second chance")
+
+	// The timer's schedule is an app setting, so that the hub's query
+	// budget (each run costs at least one twin query) is tuned without a
+	// deployment; its binding name is the one the handler decodes.
+	timer := fns["FleetRebootTimer"]
+	require.Equal(t, []binding{{Type: "timerTrigger", Direction: "in", Name: "timer", Schedule: "%FLEET_REBOOT_SCHEDULE%"}}, timer.Bindings)
+	require.Nil(t, timer.Retry, "a failed run is retried by the next one")
 }
 
 // TestHTTPFunctionsAreServed checks every HTTP function against the
@@ -118,7 +127,7 @@ func TestHTTPFunctionsAreServed(t *testing.T) {
 
 	param := regexp.MustCompile(`\{([^}:]+)(:[^}]*)?\}`)
 	for name, fn := range readFunctions(t) {
-		if name == "TwinChangeProcessor" {
+		if !slices.ContainsFunc(fn.Bindings, func(b binding) bool { return b.Type == "httpTrigger" }) {
 			continue
 		}
 		t.Run(name, func(t *testing.T) {

@@ -22,6 +22,11 @@ const (
 	codeInternal              = "InternalError"
 	codeNotFound              = "NotFound"
 	codeMalformedInvocation   = "MalformedInvocation"
+	codeInvalidQuery          = "InvalidQuery"
+	codeNoDevicesSelected     = "NoDevicesSelected"
+	codeDevicesBusy           = "DevicesBusy"
+	codeFleetRebootNotFound   = "FleetRebootNotFound"
+	codeFleetRebootFinished   = "FleetRebootFinished"
 	problemType               = "about:blank"
 	problemContentType        = "application/problem+json"
 	defaultThrottleRetryAfter = 10 // seconds, when the hub names none

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
 	"time"
 )
 
@@ -51,7 +52,7 @@ func parseRebootRequest(w http.ResponseWriter, r *http.Request) (rebootParams, *
 	}
 	var req rebootRequest
 	if len(bytes.TrimSpace(body)) > 0 {
-		if p := decodeStrict(body, &req); p != nil {
+		if p := decodeStrict(body, &req, "responseTimeoutSeconds, connectTimeoutSeconds and delaySeconds"); p != nil {
 			return rebootParams{}, p
 		}
 	}
@@ -59,8 +60,9 @@ func parseRebootRequest(w http.ResponseWriter, r *http.Request) (rebootParams, *
 }
 
 // decodeStrict decodes exactly one JSON value into v, rejecting unknown
-// fields (a misspelt "delay" must not silently mean 0).
-func decodeStrict(body []byte, v any) *problem {
+// fields (a misspelt "delay" must not silently mean 0); allowed lists the
+// fields for the error message.
+func decodeStrict(body []byte, v any, allowed string) *problem {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	err := dec.Decode(v)
@@ -75,13 +77,24 @@ func decodeStrict(body []byte, v any) *problem {
 	var typeErr *json.UnmarshalTypeError
 	switch {
 	case errors.As(err, &typeErr) && typeErr.Field != "":
-		p := badRequest(codeInvalidArgument, fmt.Sprintf("%s must be a whole number.", typeErr.Field))
+		what := "a whole number"
+		switch typeErr.Type.Kind() {
+		case reflect.Float64:
+			what = "a number"
+		case reflect.String:
+			what = "a string"
+		case reflect.Slice:
+			what = "an array"
+		case reflect.Struct:
+			what = "an object"
+		}
+		p := badRequest(codeInvalidArgument, fmt.Sprintf("%s must be %s.", typeErr.Field, what))
 		return &p
 	case errors.As(err, &typeErr):
 		p := badRequest(codeMalformedJSON, "The request body must be a JSON object.")
 		return &p
 	case bytes.HasPrefix([]byte(err.Error()), []byte("json: unknown field")):
-		p := badRequest(codeInvalidArgument, fmt.Sprintf("The request body has an %s; allowed are responseTimeoutSeconds, connectTimeoutSeconds and delaySeconds.", err.Error()[len("json: "):]))
+		p := badRequest(codeInvalidArgument, fmt.Sprintf("The request body has an %s; allowed are %s.", err.Error()[len("json: "):], allowed))
 		return &p
 	}
 	p := badRequest(codeMalformedJSON, "The request body is not valid JSON: "+err.Error())

@@ -23,6 +23,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/iothub-reboot/devmgmt/infra/internal/bicep"
+	"github.com/iothub-reboot/devmgmt/localhub/localhubtest"
 )
 
 // repoRoot is the module root, seen from this package's directory.
@@ -282,12 +283,13 @@ func TestIoTHubPolicies(t *testing.T) {
 	// The list replaces the hub's, so the defaults must be repeated; the
 	// rights strings must match the API's enum spelling exactly.
 	require.Equal(t, map[string]string{
-		"iothubowner":            "RegistryRead, RegistryWrite, ServiceConnect, DeviceConnect",
-		"service":                "ServiceConnect",
-		"device":                 "DeviceConnect",
-		"registryRead":           "RegistryRead",
-		"registryReadWrite":      "RegistryRead, RegistryWrite",
-		"serviceAndRegistryRead": "RegistryRead, ServiceConnect",
+		"iothubowner":                 "RegistryRead, RegistryWrite, ServiceConnect, DeviceConnect",
+		"service":                     "ServiceConnect",
+		"device":                      "DeviceConnect",
+		"registryRead":                "RegistryRead",
+		"registryReadWrite":           "RegistryRead, RegistryWrite",
+		"serviceAndRegistryRead":      "RegistryRead, ServiceConnect",
+		"serviceAndRegistryReadWrite": "RegistryRead, RegistryWrite, ServiceConnect",
 	}, rights)
 
 	// The Event Hub-compatible connection string must come from a policy that
@@ -302,6 +304,25 @@ func TestIoTHubPolicies(t *testing.T) {
 		require.True(t, ok)
 	}
 	require.Contains(t, rights[name], "ServiceConnect", "the events connection string uses policy %q", name)
+
+	// The app's own connection string (iotHubServiceAuth =
+	// sharedAccessPolicy) comes from a policy with exactly what it does:
+	// direct methods, twin writes and queries (ServiceConnect), jobs for
+	// fleet reboots (RegistryRead, RegistryWrite), and no DeviceConnect.
+	policy, ok = kv.file.Find("param", "servicePolicyName")
+	require.True(t, ok)
+	service, ok := policy.Value.Literal()
+	require.True(t, ok)
+	if arg, ok := infra.moduleParam(t, "modules/keyvault.bicep", "servicePolicyName"); ok {
+		service, ok = arg.StringValue(infra.resolveMain)
+		require.True(t, ok)
+	}
+	require.Equal(t, "RegistryRead, RegistryWrite, ServiceConnect", rights[service], "the app's connection string uses policy %q", service)
+
+	// make run's hub has the same policies, so the app meets the same rights
+	// locally as in Azure.
+	hubNames := localhubtest.New(t, nil).Policies()
+	require.ElementsMatch(t, sortedKeys(rights), hubNames, "the local hub's default policies and infra/modules/iothub.bicep's differ")
 }
 
 func TestIoTHubRouting(t *testing.T) {

@@ -41,7 +41,7 @@ param functionsConsumerGroup string = 'functions'
 @description('Consumer group for `func start` on a developer machine, so it never takes partitions from the deployed app.')
 param localDevConsumerGroup string = 'localdev'
 
-@description('identity: the app calls IoT Hub with its managed identity (IOTHUB_HOSTNAME). sharedAccessPolicy: it uses the serviceAndRegistryRead connection string from Key Vault (IOTHUB_CONNECTION_STRING).')
+@description('identity: the app calls IoT Hub with its managed identity (IOTHUB_HOSTNAME). sharedAccessPolicy: it uses the serviceAndRegistryReadWrite connection string from Key Vault (IOTHUB_CONNECTION_STRING).')
 @allowed([
   'identity'
   'sharedAccessPolicy'
@@ -57,6 +57,10 @@ param iotHubDataRole string = 'custom'
 
 @description('Go duration after which RebootStatus reports a reboot as timed out.')
 param rebootStatusDeadline string = '10m'
+
+@description('NCRONTAB schedule (with seconds) of FleetRebootTimer, which moves fleet reboots on. Each run costs at least one twin query; S1 allows 20 a minute per unit.')
+@minLength(9)
+param fleetRebootSchedule string = '*/10 * * * * *'
 
 @description('Flex Consumption stack name; see modules/functionapp.bicep.')
 param functionRuntimeName string = 'custom'
@@ -180,6 +184,7 @@ var baseSettings = {
   IOTHUB_EVENTHUB_NAME: iotHub.outputs.eventHubCompatibleName
   IOTHUB_CONSUMER_GROUP: functionsConsumerGroup
   REBOOT_STATUS_DEADLINE: rebootStatusDeadline
+  FLEET_REBOOT_SCHEDULE: fleetRebootSchedule
 }
 
 // The handler prefers a connection string when one is set, so it is only set

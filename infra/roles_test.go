@@ -262,7 +262,9 @@ func TestCustomRoleTemplate(t *testing.T) {
 	require.ElementsMatch(t, []string{
 		"Microsoft.Devices/IotHubs/directMethods/invoke/action", // RebootDevice
 		"Microsoft.Devices/IotHubs/twins/read",                  // RebootStatus, RebootReport (GET twin, device query)
-		"Microsoft.Devices/IotHubs/twins/write",                 // RebootDevice's Idempotency-Key claim (PATCH tags)
+		"Microsoft.Devices/IotHubs/twins/write",                 // RebootDevice's Idempotency-Key claim, fleet reboots' tags (PATCH tags)
+		"Microsoft.Devices/IotHubs/jobs/read",                   // fleet reboots: GET /jobs/v2/{id}
+		"Microsoft.Devices/IotHubs/jobs/write",                  // fleet reboots: PUT /jobs/v2/{id}, POST /jobs/v2/{id}/cancel
 	}, literals("dataActions"))
 
 	// roles.bicep assigns the role by the same name, and deploy.sh finds it

@@ -32,6 +32,11 @@ What to try:
   # The reboot report: every device's lastReboot, status and requestId (one page; follow nextLink)
   curl -s {{.App}}/api/reboots
 
+  # Reboot every device in waves of a quarter, one IoT Hub job at a time, stopping if more than 20% fail:
+  # 202 with a Location; poll it (the timer moves the waves on every 10 s), or POST <Location>/cancel
+  curl -si -X POST {{.App}}/api/reboots -H 'Idempotency-Key: demo-1' -d '{"query":"*","waves":{"percent":25},"abort":{"maxFailedPercent":20}}'
+  curl -s '<the Location from that answer>'
+
   # The API as OpenAPI 2.0 (for a Logic Apps custom connector)
   curl -s {{.App}}/api/openapi.json
 

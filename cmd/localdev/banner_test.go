@@ -18,4 +18,6 @@ func TestTryBlockNamesTheBuiltInEndpoint(t *testing.T) {
 	require.Contains(t, out.String(), "Events         Event Hub localhost over AMQP: "+hub.AMQPAddr()+" (TLS), "+hub.AMQPPlainAddr()+" (plain, UseDevelopmentEmulator=true)")
 	require.Contains(t, out.String(), "bin/localhub eventhub-connection-string --data-dir "+hub.DataDir())
 	require.NotContains(t, out.String(), "SharedAccessKey=", "no secrets in the banner")
+	require.Contains(t, out.String(), `curl -si -X POST http://127.0.0.1:7071/api/reboots -H 'Idempotency-Key: demo-1' -d '{"query":"*","waves":{"percent":25},"abort":{"maxFailedPercent":20}}'`,
+		"a fleet reboot of the simulated devices")
 }

@@ -105,8 +105,8 @@ func sampleSettings(t *testing.T, repo string, hub *localhub.Hub) map[string]str
 	}
 	require.NoError(t, json.Unmarshal(b, &sample))
 	commands := map[string]func() (string, error){
-		"bin/localhub connection-string --policy serviceAndRegistryRead": func() (string, error) {
-			return hub.ServiceConnectionString("serviceAndRegistryRead")
+		"bin/localhub connection-string --policy serviceAndRegistryReadWrite": func() (string, error) {
+			return hub.ServiceConnectionString("serviceAndRegistryReadWrite")
 		},
 		"bin/localhub eventhub-connection-string --emulator": func() (string, error) {
 			return hub.EventHubConnectionString("service", true)

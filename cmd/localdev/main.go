@@ -95,6 +95,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		// Next to the events log they point into: a new data dir (a new
 		// log, sequence numbers from 0) starts without them.
 		CheckpointDir: filepath.Join(hub.DataDir(), checkpointContainer),
+		DataDir:       filepath.Join(cfg.dataDir, "funchost"),
 		Logger:        logger.With("component", "funchost"),
 	})
 	if err != nil {
@@ -163,14 +164,15 @@ const checkpointContainer = "azure-webjobs-eventhub"
 // appSettings are the function app's settings for the local hub
 // (settings contract), the values local.settings.json holds under func
 // start: the service connection string with ServiceConnect +
-// RegistryRead, the hub's endpoint and CA, and for the Event Hubs trigger
-// the built-in endpoint's connection string for policy service in its
-// UseDevelopmentEmulator=true form. That form is func start's too, and
-// needs no CA: Go reads SSL_CERT_FILE on Linux only, so the TLS form
-// would need the local CA in the system's store on macOS and Windows.
-// The listener is loopback only, so no key crosses the network.
+// RegistryRead + RegistryWrite (fleet reboots create jobs),
+// FleetRebootTimer's schedule, the hub's endpoint and CA, and for the
+// Event Hubs trigger the built-in endpoint's connection string for policy
+// service in its UseDevelopmentEmulator=true form. That form is func
+// start's too, and needs no CA: Go reads SSL_CERT_FILE on Linux only, so
+// the TLS form would need the local CA in the system's store on macOS and
+// Windows. The listener is loopback only, so no key crosses the network.
 func appSettings(hub *localhub.Hub) (map[string]string, error) {
-	cs, err := hub.ServiceConnectionString("serviceAndRegistryRead")
+	cs, err := hub.ServiceConnectionString("serviceAndRegistryReadWrite")
 	if err != nil {
 		return nil, err
 	}
@@ -188,6 +190,7 @@ func appSettings(hub *localhub.Hub) (map[string]string, error) {
 	return map[string]string{
 		"FUNCTIONS_WORKER_RUNTIME":                  "custom",
 		"IOTHUB_CONNECTION_STRING":                  cs,
+		"FLEET_REBOOT_SCHEDULE":                     "*/10 * * * * *",
 		"IOTHUB_ENDPOINT":                           hub.HTTPSURL(),
 		"IOTHUB_CA_FILE":                            ca,
 		"IOTHUB_EVENTHUB_CONNECTION":                eh,

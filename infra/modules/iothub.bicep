@@ -50,8 +50,12 @@ resource hub 'Microsoft.Devices/IotHubs@2023-06-30' = {
   }
   properties: {
     // Listing policies replaces the hub's whole list, so the five defaults are
-    // repeated here; serviceAndRegistryRead is ours (the rights string must be
-    // spelled exactly as the enum: 'RegistryRead, ServiceConnect').
+    // repeated here; the last two are ours (the rights strings must be spelled
+    // exactly as the enum). serviceAndRegistryReadWrite is the function app's
+    // with SAS: fleet reboots create and cancel jobs (RegistryWrite), read
+    // them (RegistryRead), and query devices.jobs and twins (ServiceConnect);
+    // no default policy has exactly these rights. The local hub creates the
+    // same policies (localhub/internal/registry/policies.go).
     authorizationPolicies: [
       {
         keyName: 'iothubowner'
@@ -76,6 +80,10 @@ resource hub 'Microsoft.Devices/IotHubs@2023-06-30' = {
       {
         keyName: 'serviceAndRegistryRead'
         rights: 'RegistryRead, ServiceConnect'
+      }
+      {
+        keyName: 'serviceAndRegistryReadWrite'
+        rights: 'RegistryRead, RegistryWrite, ServiceConnect'
       }
     ]
     eventHubEndpoints: {

@@ -17,11 +17,11 @@ param iotHubName string
 @description('Policy whose key reads the built-in endpoint. Receiving device-to-cloud events needs ServiceConnect only.')
 param eventHubPolicyName string = 'service'
 
-@description('Also store the service connection string (serviceAndRegistryRead) for apps that authenticate to IoT Hub with SAS instead of Entra ID.')
+@description('Also store the service connection string (serviceAndRegistryReadWrite) for apps that authenticate to IoT Hub with SAS instead of Entra ID.')
 param storeServiceConnectionString bool = false
 
-@description('Policy whose key the service connection string uses.')
-param servicePolicyName string = 'serviceAndRegistryRead'
+@description('Policy whose key the service connection string uses: the function app needs ServiceConnect (direct methods, twin writes, queries), RegistryRead and RegistryWrite (jobs, for fleet reboots).')
+param servicePolicyName string = 'serviceAndRegistryReadWrite'
 
 @description('Purge protection cannot be turned off again once on; it also keeps the vault name taken for the retention period after deletion.')
 param enablePurgeProtection bool = false

@@ -9,8 +9,11 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// defaultPolicies are IoT Hub's default shared access policies plus
-// serviceAndRegistryRead, in the order Policies lists them.
+// defaultPolicies are IoT Hub's default shared access policies plus the
+// function app's (infra/modules/iothub.bicep creates the same in Azure):
+// serviceAndRegistryRead, and serviceAndRegistryReadWrite for fleet
+// reboots, which create jobs (RegistryWrite) and query devices.jobs
+// (ServiceConnect). Policies lists them in this order.
 var defaultPolicies = []struct {
 	name   string
 	rights Rights
@@ -21,6 +24,7 @@ var defaultPolicies = []struct {
 	{"registryRead", RegistryRead},
 	{"registryReadWrite", RegistryRead | RegistryWrite},
 	{"serviceAndRegistryRead", ServiceConnect | RegistryRead},
+	{"serviceAndRegistryReadWrite", ServiceConnect | RegistryRead | RegistryWrite},
 }
 
 // ensureDefaultPolicies generates keys for default policies the file does

@@ -22,6 +22,7 @@ func TestDefaultPoliciesGeneratedAndPersisted(t *testing.T) {
 		{"registryRead", RegistryRead},
 		{"registryReadWrite", RegistryRead | RegistryWrite},
 		{"serviceAndRegistryRead", ServiceConnect | RegistryRead},
+		{"serviceAndRegistryReadWrite", ServiceConnect | RegistryRead | RegistryWrite},
 	}
 	require.Len(t, first, len(want))
 	seen := map[string]bool{}

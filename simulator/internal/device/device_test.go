@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"runtime"
 	"slices"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -385,7 +386,7 @@ func TestIdleDeviceHoldsNoGoroutine(t *testing.T) {
 		const n = 20
 		ft := &fakeTransport{}
 		stats := &Stats{}
-		before := runtime.NumGoroutine()
+		before := packageGoroutines()
 		ctx, cancel := context.WithCancel(context.Background())
 		stopped := make(chan struct{}, n)
 		for i := range n {
@@ -394,7 +395,7 @@ func TestIdleDeviceHoldsNoGoroutine(t *testing.T) {
 		}
 		synctest.Wait()
 		require.Equal(t, n, stats.Snapshot().Connected)
-		require.Equal(t, before, runtime.NumGoroutine(), "idle devices hold no goroutine")
+		require.Equal(t, before, packageGoroutines(), "idle devices hold no goroutine")
 
 		status, _ := ft.session(t, 0).call("reboot", `{"requestId":"r-1"}`)
 		require.Equal(t, 200, status)
@@ -403,7 +404,7 @@ func TestIdleDeviceHoldsNoGoroutine(t *testing.T) {
 		synctest.Wait()
 		require.Equal(t, n+2, ft.sessionCount(), "the rebooted and the dropped device connected again")
 		require.Equal(t, n, stats.Snapshot().Connected)
-		require.Equal(t, before, runtime.NumGoroutine())
+		require.Equal(t, before, packageGoroutines())
 
 		cancel()
 		for range n {
@@ -411,4 +412,29 @@ func TestIdleDeviceHoldsNoGoroutine(t *testing.T) {
 		}
 		require.Zero(t, stats.Snapshot().Connected)
 	})
+}
+
+// packageGoroutines counts the goroutines, other than the caller, running
+// code of this package (devices and the fake transport).
+// runtime.NumGoroutine would count the whole process's, and goroutines
+// outside the synctest bubble (the runtime's, the test runner's) come and
+// go on their own.
+func packageGoroutines() int {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	stacks := strings.Split(string(buf), "\n\n")
+	count := 0
+	for _, s := range stacks[1:] { // the first is the caller's
+		if strings.Contains(s, "simulator/internal/device.") {
+			count++
+		}
+	}
+	return count
 }

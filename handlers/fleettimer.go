@@ -1,0 +1,481 @@
+package handlers
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+
+	"github.com/iothub-reboot/devmgmt/handlers/internal/invocation"
+	"github.com/iothub-reboot/devmgmt/handlers/internal/rollout"
+	"github.com/iothub-reboot/devmgmt/shared/iothub"
+)
+
+// FleetRebootTimer moves every open fleet reboot on, from what IoT Hub
+// holds and nothing else: it tags a scheduled fleet reboot's devices with
+// their waves, starts each wave's job when the previous one has ended (on
+// S1 only one job may be active, a scheduled one included), judges each
+// finished wave's devices and applies the abort rule. Every step is
+// idempotent and every write conditional (the record on its twin's etag,
+// each job by its id), so runs that overlap, or a run cut short by a
+// restart, leave nothing half done that the next run does not finish.
+const (
+	// timerBinding is FleetRebootTimer's trigger binding name.
+	timerBinding = "timer"
+	// tagBudget bounds the devices one run tags per fleet reboot (each a
+	// twin update: S1 allows 50 a second per unit), tagPage the devices
+	// listed per query, tagConcurrency the updates in flight.
+	tagBudget      = 2000
+	tagPage        = 100
+	tagConcurrency = 16
+	// taggingLease is how long a run owns a fleet reboot's tagging.
+	taggingLease = 2 * time.Minute
+	// runBudget: a run starts no work on another fleet reboot after this
+	// (the host's functionTimeout is 10 minutes).
+	runBudget = 4 * time.Minute
+)
+
+// waveMaxExecution bounds a wave's job: an hour, plus a second per device
+// (S1 runs 10 device operations a second per hub, and a device that does
+// not answer holds a slot for its timeouts).
+func waveMaxExecution(devices int) time.Duration {
+	return time.Hour + time.Duration(devices)*time.Second
+}
+
+// runLog collects a run's lines. Each goes to one channel, so the host
+// logs it once (docs/local-host.md): progress to the invocation's Logs,
+// which the host logs at Information against the invocation; warnings to
+// stderr, which it logs at Warning.
+type runLog struct {
+	d     Deps
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *runLog) log(ctx context.Context, level slog.Level, msg, id string, attrs ...slog.Attr) {
+	if level >= slog.LevelWarn {
+		l.d.logFleet(ctx, level, msg, id, attrs...)
+		return
+	}
+	var b strings.Builder
+	b.WriteString(msg)
+	b.WriteString(" fleetRebootId=" + id)
+	for _, a := range attrs {
+		fmt.Fprintf(&b, " %s=%v", a.Key, a.Value)
+	}
+	l.mu.Lock()
+	l.lines = append(l.lines, b.String())
+	l.mu.Unlock()
+}
+
+// handleFleetRebootTimer serves POST /FleetRebootTimer, the timer
+// trigger's invocation.
+func handleFleetRebootTimer(d Deps) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := readBody(r, maxInvocationBody)
+		if err != nil {
+			writeProblem(w, r, badRequest(codeMalformedInvocation, "The invocation body could not be read: "+err.Error()))
+			return
+		}
+		timer, err := invocation.DecodeTimer(body, timerBinding)
+		if err != nil {
+			writeProblem(w, r, badRequest(codeMalformedInvocation, err.Error()))
+			return
+		}
+		l := &runLog{d: d}
+		if timer.IsPastDue {
+			l.log(r.Context(), slog.LevelInfo, "fleet reboot timer is past due: catching up", "-")
+		}
+		if err := d.advanceFleets(r.Context(), l); err != nil {
+			if r.Context().Err() != nil {
+				return
+			}
+			// A failed invocation: the host logs it, the next run retries.
+			d.Logger.LogAttrs(r.Context(), slog.LevelError, "fleet reboot timer: listing the open fleet reboots failed", hubErrorAttrs(err)...)
+			writeProblem(w, r, hubProblem(r.Context(), err, callQuery, ""))
+			return
+		}
+		resp := invocation.NewResponse()
+		resp.Logs = append(resp.Logs, l.lines...)
+		writeJSON(w, http.StatusOK, resp)
+	})
+}
+
+// advanceFleets moves each open fleet reboot on, oldest first. Only
+// listing them can fail the run; a fleet reboot that cannot move now is
+// logged and tried again next run.
+func (d Deps) advanceFleets(ctx context.Context, l *runLog) error {
+	start := time.Now()
+	open, dups, err := openRecords(ctx, d.Hub)
+	if err != nil {
+		return err
+	}
+	for _, dup := range dups {
+		// A request that lost a race stopped before taking its record back.
+		if err := removeRecord(ctx, d.Hub, dup); err != nil {
+			l.log(ctx, slog.LevelWarn, "removing a duplicate fleet reboot record failed", dup.ID, append([]slog.Attr{slog.String("deviceId", dup.HeadID)}, hubErrorAttrs(err)...)...)
+		}
+	}
+	ids := make([]string, len(open))
+	for i, rec := range open {
+		ids[i] = rec.ID
+	}
+	// Fleet reboots take their devices in the order they were created: a
+	// scheduled one tags its devices only once every older one has.
+	olderTagging := false
+	for _, rec := range open {
+		if time.Since(start) > runBudget || ctx.Err() != nil {
+			break
+		}
+		var err error
+		switch rec.State {
+		case rollout.StateScheduled:
+			if olderTagging {
+				l.log(ctx, slog.LevelInfo, "fleet reboot waits for an older one to tag its devices", rec.ID)
+				continue
+			}
+			err = d.prepareFleet(ctx, rec, ids, l)
+			olderTagging = rec.State == rollout.StateScheduled
+		case rollout.StateRunning:
+			err = d.runFleet(ctx, rec, l)
+		}
+		switch {
+		case err == nil:
+		case errors.Is(err, errRecordChanged):
+			// Another run, or a cancel request, wrote first: the next run
+			// reads what it wrote.
+		case ctx.Err() != nil:
+			return nil
+		default:
+			l.log(ctx, slog.LevelWarn, "fleet reboot could not move on; trying again next run", rec.ID, hubErrorAttrs(err)...)
+		}
+	}
+	return nil
+}
+
+// finish ends a fleet reboot.
+func (d Deps) finish(ctx context.Context, rec *fleetRecord, state rollout.State, reason string, l *runLog) error {
+	err := rec.save(ctx, d.Hub, func(r *rollout.Record) {
+		r.State, r.Reason, r.EndedAt = state, reason, recordTime(d.Now())
+	})
+	if err != nil {
+		return err
+	}
+	total := rec.Totals()
+	level := slog.LevelInfo
+	if state != rollout.StateCompleted {
+		level = slog.LevelWarn
+	}
+	l.log(ctx, level, "fleet reboot "+string(state), rec.ID, slog.String("reason", reason), slog.Int("devices", rec.Devices()),
+		slog.Int("succeeded", total.Succeeded), slog.Int("failed", total.Failures()), slog.Int("cancelled", total.Cancelled))
+	return nil
+}
+
+// prepareFleet tags a scheduled fleet reboot's devices with their waves,
+// then starts it. The selection is run again for each page, without the
+// devices already tagged (they now belong to an open fleet reboot, this
+// one): the query itself is the cursor, so a run that stops anywhere
+// leaves the next one exactly the devices still to tag.
+func (d Deps) prepareFleet(ctx context.Context, rec *fleetRecord, openIDs []string, l *runLog) error {
+	now := d.Now()
+	if rec.CancelRequestedAt != "" {
+		return d.finish(ctx, rec, rollout.StateCancelled, "cancelled before any device was called", l)
+	}
+	if until, err := time.Parse(time.RFC3339Nano, rec.TaggingUntil); err == nil && now.Before(until) {
+		return nil // another run is tagging
+	}
+	if err := rec.save(ctx, d.Hub, func(r *rollout.Record) { r.TaggingUntil = recordTime(now.Add(taggingLease)) }); err != nil {
+		return err
+	}
+	counts, err := countByWave(ctx, d.Hub, memberCondition(rec.ID, 0))
+	if err != nil {
+		return err
+	}
+	sizes := rec.SizeList()
+	cond := and(rec.Selection, freeCondition(openIDs))
+	query := fmt.Sprintf("SELECT TOP %d deviceId, etag FROM devices%s", tagPage, where(cond))
+	tagged := 0
+	for tagged < tagBudget && time.Since(now) < taggingLease/2 {
+		page, err := d.Hub.NewQueryPager(query, nil).NextPage(ctx)
+		if err != nil {
+			return err
+		}
+		if len(page.Items) == 0 {
+			return d.startFleet(ctx, rec, l)
+		}
+		rows := make([]deviceRow, 0, len(page.Items))
+		waves := make([]int, 0, len(page.Items))
+		for _, raw := range page.Items {
+			var row deviceRow
+			if json.Unmarshal(raw, &row) != nil || row.DeviceID == "" {
+				continue
+			}
+			w := rollout.WaveFor(counts, sizes)
+			counts[w]++
+			rows, waves = append(rows, row), append(waves, w)
+		}
+		done, err := d.tagMembers(ctx, rec.ID, openIDs, rows, waves)
+		for i, ok := range done {
+			if !ok {
+				counts[waves[i]]--
+			} else {
+				tagged++
+			}
+		}
+		if err != nil {
+			return err
+		}
+		if !anyTrue(done) {
+			// Every device listed changed or went: list again next run
+			// rather than spin on them.
+			break
+		}
+	}
+	l.log(ctx, slog.LevelInfo, "fleet reboot devices tagged", rec.ID, slog.Int("tagged", tagged))
+	return nil
+}
+
+func anyTrue(bs []bool) bool {
+	for _, b := range bs {
+		if b {
+			return true
+		}
+	}
+	return false
+}
+
+// tagMembers writes each device's membership, conditional on the etag it
+// was listed with. A device whose twin changed since is read again and
+// tagged if it is still free; one taken by another fleet reboot, or
+// deleted, is left out (done[i] false).
+func (d Deps) tagMembers(ctx context.Context, id string, openIDs []string, rows []deviceRow, waves []int) ([]bool, error) {
+	done := make([]bool, len(rows))
+	errs := make([]error, len(rows))
+	sem := make(chan struct{}, tagConcurrency)
+	var wg sync.WaitGroup
+	for i := range rows {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			done[i], errs[i] = d.tagMember(ctx, id, openIDs, rows[i], waves[i])
+		})
+	}
+	wg.Wait()
+	return done, errors.Join(errs...)
+}
+
+func (d Deps) tagMember(ctx context.Context, id string, openIDs []string, row deviceRow, wave int) (bool, error) {
+	patch := iothub.TwinPatch{Tags: map[string]any{memberTag: map[string]any{"id": id, "wave": wave}}}
+	for attempt := 0; attempt < 2; attempt++ {
+		etag := azcore.ETag(row.ETag)
+		_, err := d.Hub.UpdateTwin(ctx, row.DeviceID, patch, &iothub.UpdateTwinOptions{IfMatch: &etag})
+		switch {
+		case err == nil:
+			return true, nil
+		case isHubError(err, iothub.DeviceNotFound):
+			return false, nil
+		case !isHubError(err, iothub.PreconditionFailed):
+			return false, err
+		}
+		// The twin changed (a device's report changes it too): still free?
+		twin, err := d.Hub.GetTwin(ctx, row.DeviceID, nil)
+		if isHubError(err, iothub.DeviceNotFound) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		owner := str(object(twin.Tags[memberTag])["id"])
+		if owner == id {
+			return false, nil // tagged by an overlapping run
+		}
+		for _, o := range openIDs {
+			if owner == o {
+				return false, nil
+			}
+		}
+		row.ETag = string(twin.ETag)
+	}
+	return false, nil
+}
+
+// startFleet freezes the waves as tagged and starts the first.
+func (d Deps) startFleet(ctx context.Context, rec *fleetRecord, l *runLog) error {
+	counts, err := countByWave(ctx, d.Hub, memberCondition(rec.ID, 0))
+	if err != nil {
+		return err
+	}
+	sizes := map[string]int{}
+	total := 0
+	for k := range rec.Sizes { // every planned wave, so the merge patch replaces each
+		sizes[k] = 0
+	}
+	for w, n := range counts {
+		sizes[rollout.WaveKey(w)] = n
+		total += n
+	}
+	// The selection as it stood when the devices were tagged.
+	selected, err := countDevices(ctx, d.Hub, rec.Selection)
+	if err != nil {
+		return err
+	}
+	excluded := max(0, selected-total)
+	if total == 0 {
+		if err := rec.save(ctx, d.Hub, func(r *rollout.Record) { r.Selected, r.Excluded = selected, excluded }); err != nil {
+			return err
+		}
+		return d.finish(ctx, rec, rollout.StateFailed, "no selected device was left to reboot: they were deleted or taken by other fleet reboots before they could be tagged", l)
+	}
+	if err := rec.save(ctx, d.Hub, func(r *rollout.Record) {
+		r.State, r.Sizes, r.Selected, r.Excluded = rollout.StateRunning, sizes, selected, excluded
+	}); err != nil {
+		return err
+	}
+	l.log(ctx, slog.LevelInfo, "fleet reboot running", rec.ID, slog.Int("devices", total), slog.Int("waves", rec.Waves()))
+	return d.runFleet(ctx, rec, l)
+}
+
+// runFleet moves a running fleet reboot on from its current wave.
+func (d Deps) runFleet(ctx context.Context, rec *fleetRecord, l *runLog) error {
+	wave := rec.Wave
+	if wave == 0 {
+		return d.afterWave(ctx, rec, l)
+	}
+	if _, done := rec.Result(wave); done {
+		return d.afterWave(ctx, rec, l) // waiting for a rate's interval
+	}
+	jobID := rollout.WaveJobID(rec.ID, wave)
+	job, err := d.Hub.GetJob(ctx, jobID, nil)
+	switch {
+	case isHubError(err, iothub.JobNotFound):
+		if rec.CancelRequestedAt != "" {
+			size := rec.Sizes[rollout.WaveKey(wave)]
+			return d.recordWave(ctx, rec, wave, rollout.Counts{Devices: size, Cancelled: size}, l)
+		}
+		return d.createWaveJob(ctx, rec, wave, l) // the last run stopped between the record and the job
+	case err != nil:
+		return err
+	case !job.Status.Finished():
+		if rec.CancelRequestedAt != "" && (job.Status == iothub.JobStatusQueued || job.Status == iothub.JobStatusScheduled) {
+			d.cancelWaveJob(ctx, rec)
+		}
+		return nil // running: a job cannot be stopped; the next run looks again
+	}
+	counts, err := d.judgeWave(ctx, rec, wave)
+	if err != nil {
+		return err
+	}
+	if job.Status == iothub.JobStatusFailed {
+		l.log(ctx, slog.LevelWarn, "fleet reboot wave's job failed", rec.ID, slog.Int("wave", wave), slog.String("failureReason", job.FailureReason))
+	}
+	return d.recordWave(ctx, rec, wave, counts, l)
+}
+
+// recordWave keeps a finished wave's counts and decides what follows.
+func (d Deps) recordWave(ctx context.Context, rec *fleetRecord, wave int, counts rollout.Counts, l *runLog) error {
+	if err := rec.save(ctx, d.Hub, func(r *rollout.Record) {
+		if r.Results == nil {
+			r.Results = map[string]rollout.Counts{}
+		}
+		r.Results[rollout.WaveKey(wave)] = counts
+	}); err != nil {
+		return err
+	}
+	l.log(ctx, slog.LevelInfo, "fleet reboot wave finished", rec.ID, slog.Int("wave", wave), slog.Int("devices", counts.Devices),
+		slog.Int("succeeded", counts.Succeeded), slog.Int("failed", counts.Failed), slog.Int("notOnline", counts.NotOnline),
+		slog.Int("timedOut", counts.TimedOut), slog.Int("cancelled", counts.Cancelled))
+	return d.afterWave(ctx, rec, l)
+}
+
+// afterWave ends the fleet reboot or starts its next wave.
+func (d Deps) afterWave(ctx context.Context, rec *fleetRecord, l *runLog) error {
+	step := rec.AfterWave(d.Now())
+	switch {
+	case step.Final != "":
+		return d.finish(ctx, rec, step.Final, step.Reason, l)
+	case step.Wave == 0:
+		return nil // the rate's interval has not passed
+	}
+	// Intent first: the record says the wave started, then its job is
+	// created. A run that stops in between leaves a wave without a job,
+	// which the next run creates (its id says which).
+	if err := rec.save(ctx, d.Hub, func(r *rollout.Record) {
+		r.Wave, r.WaveStartedAt = step.Wave, recordTime(d.Now())
+	}); err != nil {
+		return err
+	}
+	return d.createWaveJob(ctx, rec, step.Wave, l)
+}
+
+// createWaveJob creates wave's job. Creation is idempotent by job id (the
+// client reads an existing job back), so a run that created it before
+// stopping, or an overlapping run, is no harm. When the hub already has
+// as many active jobs as its tier allows (S1: one), the wave waits for the
+// next run.
+func (d Deps) createWaveJob(ctx context.Context, rec *fleetRecord, wave int, l *runLog) error {
+	jobID := rollout.WaveJobID(rec.ID, wave)
+	size := rec.Sizes[rollout.WaveKey(wave)]
+	_, err := d.Hub.ScheduleDeviceMethod(ctx, jobID, memberCondition(rec.ID, wave), iothub.MethodRequest{
+		MethodName:      rebootMethod,
+		Payload:         rec.methodPayload(),
+		ResponseTimeout: time.Duration(rec.ResponseTimeoutSeconds) * time.Second,
+		ConnectTimeout:  time.Duration(rec.ConnectTimeoutSeconds) * time.Second,
+	}, &iothub.ScheduleDeviceMethodOptions{MaxExecutionTime: waveMaxExecution(size)})
+	switch {
+	case err == nil:
+		l.log(ctx, slog.LevelInfo, "fleet reboot wave started", rec.ID, slog.Int("wave", wave), slog.Int("devices", size), slog.String("jobId", jobID))
+		return nil
+	case isHubError(err, iothub.ThrottlingMaxActiveJobCountExceeded), isHubError(err, iothub.ThrottlingException):
+		l.log(ctx, slog.LevelInfo, "fleet reboot wave waits: the hub runs as many jobs as its tier allows", rec.ID, slog.Int("wave", wave))
+		return nil
+	case isHubError(err, iothub.JobAlreadyExists):
+		return nil // the next run reads it
+	case hubStatus(err) == http.StatusBadRequest:
+		return d.finish(ctx, rec, rollout.StateFailed, fmt.Sprintf("IoT Hub refused wave %d's job: %s", wave, firstNonEmpty(hubMessage(err), hubErrorCode(err))), l)
+	}
+	return err
+}
+
+// judgeWave counts a finished wave's devices by outcome. A device that
+// timed out, or whose call's fate the hub lost, counts as succeeded when
+// its twin shows it received the call.
+func (d Deps) judgeWave(ctx context.Context, rec *fleetRecord, wave int) (rollout.Counts, error) {
+	pager := d.Hub.NewDeviceJobsPager("SELECT * FROM devices.jobs WHERE devices.jobs.jobId = "+quoteLiteral(rollout.WaveJobID(rec.ID, wave)),
+		&iothub.QueryOptions{PageSize: 100})
+	outcomes := map[string]rollout.Outcome{}
+	var ask []string
+	for pager.More() {
+		page, err := pager.NextPage(ctx)
+		if err != nil {
+			return rollout.Counts{}, err
+		}
+		for _, dj := range page.DeviceJobs {
+			o := rollout.Classify(dj).Outcome
+			outcomes[dj.DeviceID] = o
+			if o.AskTwin() {
+				ask = append(ask, dj.DeviceID)
+			}
+		}
+	}
+	if len(ask) > 0 {
+		acted, err := devicesThatActed(ctx, d.Hub, rec.ID, ask)
+		if err != nil {
+			return rollout.Counts{}, err
+		}
+		for id := range acted {
+			outcomes[id] = rollout.OutcomeSucceeded
+		}
+	}
+	var c rollout.Counts
+	for _, o := range outcomes {
+		c.Count(o)
+	}
+	return c, nil
+}
