@@ -1,0 +1,180 @@
+package registry
+
+import (
+	"encoding/json"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// countingCache derives each twin as itself and counts the derivations.
+func countingCache() (*TwinCache, *atomic.Int64) {
+	var n atomic.Int64
+	return NewTwinCache(func(t Twin) (any, error) {
+		n.Add(1)
+		return t, nil
+	}), &n
+}
+
+// requireCachedIsCurrent asserts the cache serves what Twins reads now,
+// and returns how many twins it derived doing so.
+func requireCachedIsCurrent(t *testing.T, s *Store, c *TwinCache, n *atomic.Int64) int64 {
+	t.Helper()
+	before := n.Load()
+	got, err := s.CachedTwins(c)
+	require.NoError(t, err)
+	want, err := s.Twins()
+	require.NoError(t, err)
+	require.Len(t, got, len(want))
+	for i := range want {
+		require.Equal(t, want[i], got[i], "twin %d", i)
+	}
+	return n.Load() - before
+}
+
+// Every change a twin shows drops that twin's cached value, and only it:
+// device record, twin record (tags, desired, reported), connection state,
+// activity, deletion and creation (in and out of id order).
+func TestTwinCacheInvalidation(t *testing.T) {
+	f := newFixture(t)
+	for _, id := range []string{"b", "d", "f"} {
+		f.createDevice(t, id)
+	}
+	c, n := countingCache()
+	require.EqualValues(t, 3, requireCachedIsCurrent(t, f.s, c, n))
+	require.EqualValues(t, 0, requireCachedIsCurrent(t, f.s, c, n), "nothing changed")
+
+	tick := t0
+	later := func() time.Time { tick = tick.Add(time.Second); return tick }
+	reason := "why"
+	for _, step := range []struct {
+		name    string
+		change  func(t *testing.T)
+		derived int64
+	}{
+		{"tags", func(t *testing.T) {
+			_, err := f.s.PatchTwin("b", TwinPatch{Tags: mustJSON(t, `{"site":"x"}`)}, "")
+			require.NoError(t, err)
+		}, 1},
+		{"desired", func(t *testing.T) {
+			_, err := f.s.PatchTwin("d", TwinPatch{Desired: mustJSON(t, `{"a":{"b":1}}`)}, "")
+			require.NoError(t, err)
+		}, 1},
+		{"replace", func(t *testing.T) {
+			_, err := f.s.ReplaceTwin("d", TwinPatch{Tags: mustJSON(t, `{"t":1}`)}, "")
+			require.NoError(t, err)
+		}, 1},
+		{"reported", func(t *testing.T) {
+			_, err := f.s.PatchReported("f", json.RawMessage(`{"temp":21.5}`))
+			require.NoError(t, err)
+		}, 1},
+		{"device disabled", func(t *testing.T) {
+			_, err := f.s.UpdateDevice(Device{DeviceID: "b", Status: StatusDisabled, StatusReason: &reason}, "*")
+			require.NoError(t, err)
+		}, 1},
+		{"connected", func(t *testing.T) { f.s.SetConnected("d", true, later()) }, 1},
+		{"activity", func(t *testing.T) { f.s.TouchActivity("d", later()) }, 1},
+		{"older activity is no change", func(t *testing.T) { f.s.TouchActivity("d", t0) }, 0},
+		{"disconnected", func(t *testing.T) { f.s.SetConnected("d", false, later()) }, 1},
+		{"created out of order", func(t *testing.T) { f.createDevice(t, "a") }, 1},
+		{"created in order", func(t *testing.T) { f.createDevice(t, "g") }, 1},
+		{"deleted", func(t *testing.T) { require.NoError(t, f.s.DeleteDevice("f", "")) }, 0},
+		{"deleted and created again", func(t *testing.T) {
+			_, err := f.s.PatchReported("b", json.RawMessage(`{"old":true}`))
+			require.NoError(t, err)
+			require.NoError(t, f.s.DeleteDevice("b", ""))
+			f.createDevice(t, "b")
+		}, 1},
+		{"empty patch is no change", func(t *testing.T) {
+			_, err := f.s.PatchTwin("a", TwinPatch{}, "")
+			require.NoError(t, err)
+		}, 0},
+	} {
+		t.Run(step.name, func(t *testing.T) {
+			step.change(t)
+			require.Equal(t, step.derived, requireCachedIsCurrent(t, f.s, c, n))
+		})
+	}
+	ids := func() []string {
+		got, err := f.s.CachedTwins(c)
+		require.NoError(t, err)
+		var out []string
+		for _, v := range got {
+			out = append(out, v.(Twin).DeviceID)
+		}
+		return out
+	}
+	require.Equal(t, []string{"a", "b", "d", "g"}, ids())
+}
+
+// A refused write commits nothing and leaves the cached twin as it was;
+// so does a write whose commit fails.
+func TestTwinCacheKeepsOnlyCommittedState(t *testing.T) {
+	f := newFixture(t)
+	f.createDevice(t, "d")
+	c, n := countingCache()
+	requireCachedIsCurrent(t, f.s, c, n)
+
+	_, err := f.s.PatchTwin("d", TwinPatch{Tags: mustJSON(t, `{"a":1}`)}, `"wrong-etag"`)
+	require.ErrorIs(t, err, ErrPreconditionFailed)
+	_, err = f.s.PatchReported("d", json.RawMessage(`{"bad name":1}`))
+	require.Error(t, err)
+	require.EqualValues(t, 0, requireCachedIsCurrent(t, f.s, c, n))
+
+	// A commit that fails (the file is closed under the store) moves no
+	// revision: the cache still serves the committed twin, without
+	// reading the file.
+	require.NoError(t, f.s.db.Close())
+	_, err = f.s.PatchReported("d", json.RawMessage(`{"lost":1}`))
+	require.Error(t, err)
+	before := n.Load()
+	got, err := f.s.CachedTwins(c)
+	require.NoError(t, err)
+	require.Equal(t, before, n.Load())
+	require.NotContains(t, got[0].(Twin).Properties.Reported, "lost")
+}
+
+// Readers and writers at once (run with -race): once the writers stop,
+// the cache serves what bbolt and the live state hold.
+func TestTwinCacheConcurrent(t *testing.T) {
+	f := newFixture(t)
+	const devices = 8
+	for i := range devices {
+		f.createDevice(t, fmt.Sprintf("dev%d", i))
+	}
+	c, n := countingCache()
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for i := range devices {
+		id := fmt.Sprintf("dev%d", i)
+		wg.Go(func() {
+			for k := range 20 {
+				_, err := f.s.PatchReported(id, json.RawMessage(fmt.Sprintf(`{"k":%d}`, k)))
+				require.NoError(t, err)
+				f.s.SetConnected(id, k%2 == 0, t0.Add(time.Duration(k)*time.Second))
+			}
+		})
+	}
+	var readers sync.WaitGroup
+	for range 2 {
+		readers.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				_, err := f.s.CachedTwins(c)
+				require.NoError(t, err)
+			}
+		})
+	}
+	wg.Wait()
+	close(stop)
+	readers.Wait()
+	requireCachedIsCurrent(t, f.s, c, n)
+}
