@@ -118,7 +118,7 @@ func TestTwinDocumentOutsideDirectPath(t *testing.T) {
 		"invalid UTF-8 key":        func(tw *registry.Twin) { tw.Tags = map[string]any{"k\xfe": "v"} },
 		"invalid UTF-8 device id":  func(tw *registry.Twin) { tw.DeviceID = "\xc3" },
 		"integer beyond 2^53":      func(tw *registry.Twin) { tw.Version = 1<<53 + 1 },
-		"int beyond 2^53":          func(tw *registry.Twin) { tw.Tags = map[string]any{"n": int(-(1<<53) - 3)} },
+		"int beyond 2^53":          func(tw *registry.Twin) { tw.Tags = map[string]any{"n": int(-(1 << 53) - 3)} },
 		"number overflowing":       func(tw *registry.Twin) { tw.Tags = map[string]any{"n": json.Number("1e400")} },
 		"number not JSON":          func(tw *registry.Twin) { tw.Tags = map[string]any{"n": json.Number("+1")} },
 		"number empty":             func(tw *registry.Twin) { tw.Tags = map[string]any{"n": json.Number("")} },
