@@ -282,6 +282,20 @@ func (b *docBuilder) value(v any) any {
 	return nil
 }
 
+// raw is an embedded JSON text as decoding its encoding gives it: json.Marshal
+// writes a nil one as null and refuses one that is not JSON (an empty one
+// included).
+func (b *docBuilder) raw(r json.RawMessage) any {
+	if r == nil {
+		return nil
+	}
+	var v any
+	if err := json.Unmarshal(r, &v); err != nil {
+		b.ok = false
+	}
+	return v
+}
+
 func (b *docBuilder) integer(n int64) any {
 	if n > maxExactInt || n < -maxExactInt {
 		b.ok = false
@@ -335,20 +349,6 @@ func isJSONNumber(s string) bool {
 		}
 	}
 	return i == len(s)
-}
-
-// asDocuments converts v (a slice) into JSON objects as a client would see
-// them, so queries address the wire field names.
-func asDocuments(v any) ([]map[string]any, error) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return nil, fmt.Errorf("encode documents: %w", err)
-	}
-	var docs []map[string]any
-	if err := json.Unmarshal(b, &docs); err != nil {
-		return nil, fmt.Errorf("decode documents: %w", err)
-	}
-	return docs, nil
 }
 
 // queryError maps a bad query to 400 ArgumentInvalid with the parser's

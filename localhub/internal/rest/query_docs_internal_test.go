@@ -2,6 +2,7 @@ package rest
 
 import (
 	"encoding/json"
+	"fmt"
 	"math"
 	"path/filepath"
 	"testing"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/iothub-reboot/devmgmt/localhub/internal/jobs"
 	"github.com/iothub-reboot/devmgmt/localhub/internal/query"
 	"github.com/iothub-reboot/devmgmt/localhub/internal/registry"
 )
@@ -27,6 +29,20 @@ func roundTripTwinDocuments(reg *registry.Store) ([]map[string]any, error) {
 		wire[i] = toTwinJSON(tw)
 	}
 	return asDocuments(wire)
+}
+
+// asDocuments is the JSON round trip of a slice: how query documents were
+// made before they were built directly, kept as the oracle.
+func asDocuments(v any) ([]map[string]any, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("encode documents: %w", err)
+	}
+	var docs []map[string]any
+	if err := json.Unmarshal(b, &docs); err != nil {
+		return nil, fmt.Errorf("decode documents: %w", err)
+	}
+	return docs, nil
 }
 
 func jsonObject(t testing.TB, s string) map[string]any {
@@ -193,4 +209,57 @@ func TestQueriesDoNotModifyCachedDocuments(t *testing.T) {
 	after, err := twinDocuments(reg)
 	require.NoError(t, err)
 	require.Equal(t, before, after)
+}
+
+// devices.jobs documents built directly are what the JSON round trip of
+// the same items gives: method answers with every kind of payload, twin
+// updates, failures, pending devices; payloads that are not JSON fail
+// alike.
+func TestDeviceJobDocumentsEqualRoundTrip(t *testing.T) {
+	at := time.Date(2024, 5, 6, 7, 8, 9, 123456700, time.UTC)
+	base := jobs.DeviceJob{JobID: "j1", DeviceID: "d1", Type: "scheduleDeviceMethod", Status: "completed",
+		StartTime: at, EndTime: at.Add(time.Hour), CreatedTime: at, LastUpdatedTime: at.Add(1500 * time.Millisecond)}
+	var items []jobs.DeviceJob
+	for _, payload := range []string{`null`, `{"rebooting":true,"in":{"s":1.5,"big":1e300}}`, `[1,"two",null,{}]`, `"not json \u003c&\u003e"`, ` 42 `, `-0`} {
+		dj := base
+		dj.Response = &jobs.MethodResponse{Status: 200, Payload: []byte(payload)}
+		items = append(items, dj)
+	}
+	pending := base
+	pending.Status, pending.StartTime, pending.LastUpdatedTime = "pending", time.Time{}, time.Time{}
+	failed := base
+	failed.Status, failed.Error = "failed", &jobs.DeviceError{Code: "DeviceNotOnline", Description: "The device is not <online> & \u2028"}
+	twin := base
+	twin.Type = "scheduleUpdateTwin"
+	noPayload := base
+	noPayload.Response = &jobs.MethodResponse{Status: 404}
+	items = append(items, pending, failed, twin, noPayload)
+
+	wire := make([]deviceJobJSON, len(items))
+	for i, dj := range items {
+		wire[i] = toDeviceJobJSON(dj)
+	}
+	want, err := asDocuments(wire)
+	require.NoError(t, err)
+	for i, w := range wire {
+		got, ok := directDeviceJobDocument(w)
+		require.True(t, ok, "item %d took the round trip", i)
+		require.Equal(t, want[i], got, "item %d", i)
+	}
+
+	for _, bad := range []string{``, `{"a":`, `nope`, `1e400`} {
+		dj := base
+		dj.Response = &jobs.MethodResponse{Status: 200, Payload: []byte(bad)}
+		_, wantErr := roundTripDocument(toDeviceJobJSON(dj))
+		_, gotErr := deviceJobDocument(toDeviceJobJSON(dj))
+		require.Error(t, wantErr, bad)
+		require.Error(t, gotErr, bad)
+	}
+	dj := base
+	dj.DeviceID = "bad\xff"
+	want1, err := roundTripDocument(toDeviceJobJSON(dj))
+	require.NoError(t, err)
+	got1, err := deviceJobDocument(toDeviceJobJSON(dj))
+	require.NoError(t, err)
+	require.Equal(t, want1, got1)
 }
