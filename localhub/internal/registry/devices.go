@@ -238,7 +238,7 @@ func (s *Store) CreateDevice(d Device) (Device, error) {
 	}
 	st := rec.state()
 	s.mu.Lock()
-	s.bumpLocked(st)
+	s.bumpRecordLocked(st)
 	s.devices[rec.DeviceID] = st
 	s.addOrderLocked(rec.DeviceID)
 	s.mu.Unlock()
@@ -292,7 +292,7 @@ func (s *Store) UpdateDevice(d Device, ifMatch string) (Device, error) {
 		s.addOrderLocked(rec.DeviceID)
 	}
 	st.keys, st.enabled, st.generationID = rec.Keys.keys(), rec.Status == StatusEnabled, rec.GenerationID
-	s.bumpLocked(st)
+	s.bumpRecordLocked(st)
 	dev := rec.wire(st)
 	s.mu.Unlock()
 	return dev, nil

@@ -111,9 +111,11 @@ type deviceState struct {
 	connUpdated  time.Time
 	lastActivity time.Time
 
-	// rev moves on every change to the device's twin as Twin shows it;
-	// cached is valid while its rev is this one.
+	// rev moves on every change to the device's twin as Twin shows it,
+	// recRev on those to its device or twin record; cached is valid while
+	// its rev is this one.
 	rev    uint64
+	recRev uint64
 	cached cacheEntry
 }
 
@@ -196,7 +198,7 @@ func (s *Store) load(tx *bolt.Tx) error {
 			return fmt.Errorf("device %q: %w", k, err)
 		}
 		st := rec.state()
-		s.bumpLocked(st)
+		s.bumpRecordLocked(st)
 		s.devices[rec.DeviceID] = st
 		s.addOrderLocked(rec.DeviceID)
 		return nil

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -21,27 +22,58 @@ import (
 // than its tag and never holds a write that did not commit.
 type TwinCache struct {
 	derive func(Twin) (any, error)
+	live   func(prev any, l LiveState) (any, error)
+}
+
+// LiveState is the part of a twin that lives in memory and changes with
+// every connection and publish: Twin's ConnectionState and
+// LastActivityTime.
+type LiveState struct {
+	ConnectionState  string
+	LastActivityTime time.Time
 }
 
 // NewTwinCache returns a cache of derive's values. derive must be a pure
 // function of its Twin, and callers must not modify the values it
 // returns: they are shared by every read until the twin changes.
-func NewTwinCache(derive func(Twin) (any, error)) *TwinCache {
-	return &TwinCache{derive: derive}
+//
+// live, if not nil, rederives a value whose twin changed only in its live
+// state: given the value derive made and the new live state, it returns
+// what derive would return now. Devices publishing telemetry then cost a
+// query that much rather than a read of their twin.
+func NewTwinCache(derive func(Twin) (any, error), live func(prev any, l LiveState) (any, error)) *TwinCache {
+	return &TwinCache{derive: derive, live: live}
 }
 
-// cacheEntry is a device's cached value: valid while rev is the device's.
+// cacheEntry is a device's cached value: valid while rev is the device's,
+// and for a change of live state only while recRev is.
 type cacheEntry struct {
-	cache *TwinCache
-	rev   uint64
-	val   any
+	cache  *TwinCache
+	rev    uint64
+	recRev uint64
+	val    any
 }
 
-// bumpLocked gives st a new revision; every change a Twin shows calls it.
+// bumpLocked gives st a new revision for a change of live state.
 // Callers hold s.mu for writing.
 func (s *Store) bumpLocked(st *deviceState) {
 	s.revNext++
 	st.rev = s.revNext
+}
+
+// bumpRecordLocked gives st a new revision for a committed change of its
+// device or twin record. Callers hold s.mu for writing.
+func (s *Store) bumpRecordLocked(st *deviceState) {
+	s.bumpLocked(st)
+	st.recRev = st.rev
+}
+
+func (st *deviceState) live() LiveState {
+	l := LiveState{ConnectionState: Disconnected, LastActivityTime: st.lastActivity}
+	if st.connected {
+		l.ConnectionState = Connected
+	}
+	return l
 }
 
 // addOrderLocked records a new device id in the id order. Callers hold
@@ -58,12 +90,17 @@ func (s *Store) addOrderLocked(id string) {
 // last saw them. Each twin is at least as new as when the call began.
 func (s *Store) CachedTwins(c *TwinCache) ([]any, error) {
 	type miss struct {
-		at  int
-		id  string
-		rev uint64
-		tw  Twin
-		ok  bool
-		val any
+		at     int
+		id     string
+		rev    uint64
+		recRev uint64
+		tw     Twin
+		ok     bool
+		val    any
+		// liveOnly: the records are those val was made from; only
+		// the live state (live) changed.
+		liveOnly bool
+		live     LiveState
 	}
 	var (
 		vals   []any
@@ -83,16 +120,33 @@ func (s *Store) CachedTwins(c *TwinCache) ([]any, error) {
 		if st == nil {
 			continue // deleted since the order was sorted
 		}
-		if e := st.cached; e.cache == c && e.rev == st.rev {
+		e := st.cached
+		if e.cache == c && e.rev == st.rev {
 			vals = append(vals, e.val)
 			continue
 		}
-		misses = append(misses, miss{at: len(vals), id: id, rev: st.rev})
+		m := miss{at: len(vals), id: id, rev: st.rev, recRev: st.recRev}
+		if c.live != nil && e.cache == c && e.recRev == st.recRev {
+			m.liveOnly, m.live, m.val, m.ok = true, st.live(), e.val, true
+		}
+		misses = append(misses, m)
 		vals = append(vals, nil)
 	}
 	unlock()
 	if len(misses) == 0 {
 		return vals, nil
+	}
+	for i := range misses {
+		m := &misses[i]
+		if !m.liveOnly {
+			continue
+		}
+		val, err := c.live(m.val, m.live)
+		if err != nil {
+			return nil, fmt.Errorf("twin %q: %w", m.id, err)
+		}
+		m.val = val
+		vals[m.at] = val
 	}
 
 	// The changed twins, from bbolt: read after their revisions were
@@ -104,6 +158,9 @@ func (s *Store) CachedTwins(c *TwinCache) ([]any, error) {
 	recs := make([]records, len(misses))
 	err := s.db.View(func(tx *bolt.Tx) error {
 		for i, m := range misses {
+			if m.liveOnly {
+				continue
+			}
 			dev, twin, err := getDeviceAndTwin(tx, m.id)
 			if errors.Is(err, ErrDeviceNotFound) {
 				continue // deleted since
@@ -120,14 +177,14 @@ func (s *Store) CachedTwins(c *TwinCache) ([]any, error) {
 	}
 	s.mu.RLock()
 	for i := range misses {
-		if recs[i].dev != nil {
+		if !misses[i].liveOnly && recs[i].dev != nil {
 			misses[i].tw = recs[i].twin.wire(recs[i].dev, s.devices[misses[i].id])
 			misses[i].ok = true
 		}
 	}
 	s.mu.RUnlock()
 	for i := range misses {
-		if !misses[i].ok {
+		if misses[i].liveOnly || !misses[i].ok {
 			continue
 		}
 		if misses[i].val, err = c.derive(misses[i].tw); err != nil {
@@ -141,7 +198,7 @@ func (s *Store) CachedTwins(c *TwinCache) ([]any, error) {
 	s.mu.Lock()
 	for _, m := range misses {
 		if st := s.devices[m.id]; m.ok && st != nil && st.rev == m.rev {
-			st.cached = cacheEntry{cache: c, rev: m.rev, val: m.val}
+			st.cached = cacheEntry{cache: c, rev: m.rev, recRev: m.recRev, val: m.val}
 		}
 	}
 	s.mu.Unlock()

@@ -11,13 +11,19 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// countingCache derives each twin as itself and counts the derivations.
-func countingCache() (*TwinCache, *atomic.Int64) {
-	var n atomic.Int64
+// countingCache derives each twin as itself and counts the derivations,
+// full ones in n, of live state only in live.
+func countingCache() (c *TwinCache, n, live *atomic.Int64) {
+	n, live = new(atomic.Int64), new(atomic.Int64)
 	return NewTwinCache(func(t Twin) (any, error) {
 		n.Add(1)
 		return t, nil
-	}), &n
+	}, func(prev any, l LiveState) (any, error) {
+		live.Add(1)
+		t := prev.(Twin)
+		t.ConnectionState, t.LastActivityTime = l.ConnectionState, l.LastActivityTime
+		return t, nil
+	}), n, live
 }
 
 // requireCachedIsCurrent asserts the cache serves what Twins reads now,
@@ -44,7 +50,7 @@ func TestTwinCacheInvalidation(t *testing.T) {
 	for _, id := range []string{"b", "d", "f"} {
 		f.createDevice(t, id)
 	}
-	c, n := countingCache()
+	c, n, live := countingCache()
 	require.EqualValues(t, 3, requireCachedIsCurrent(t, f.s, c, n))
 	require.EqualValues(t, 0, requireCachedIsCurrent(t, f.s, c, n), "nothing changed")
 
@@ -55,48 +61,59 @@ func TestTwinCacheInvalidation(t *testing.T) {
 		name    string
 		change  func(t *testing.T)
 		derived int64
+		live    int64 // derived from live state only
 	}{
 		{"tags", func(t *testing.T) {
 			_, err := f.s.PatchTwin("b", TwinPatch{Tags: mustJSON(t, `{"site":"x"}`)}, "")
 			require.NoError(t, err)
-		}, 1},
+		}, 1, 0},
 		{"desired", func(t *testing.T) {
 			_, err := f.s.PatchTwin("d", TwinPatch{Desired: mustJSON(t, `{"a":{"b":1}}`)}, "")
 			require.NoError(t, err)
-		}, 1},
+		}, 1, 0},
 		{"replace", func(t *testing.T) {
 			_, err := f.s.ReplaceTwin("d", TwinPatch{Tags: mustJSON(t, `{"t":1}`)}, "")
 			require.NoError(t, err)
-		}, 1},
+		}, 1, 0},
 		{"reported", func(t *testing.T) {
 			_, err := f.s.PatchReported("f", json.RawMessage(`{"temp":21.5}`))
 			require.NoError(t, err)
-		}, 1},
+		}, 1, 0},
 		{"device disabled", func(t *testing.T) {
 			_, err := f.s.UpdateDevice(Device{DeviceID: "b", Status: StatusDisabled, StatusReason: &reason}, "*")
 			require.NoError(t, err)
-		}, 1},
-		{"connected", func(t *testing.T) { f.s.SetConnected("d", true, later()) }, 1},
-		{"activity", func(t *testing.T) { f.s.TouchActivity("d", later()) }, 1},
-		{"older activity is no change", func(t *testing.T) { f.s.TouchActivity("d", t0) }, 0},
-		{"disconnected", func(t *testing.T) { f.s.SetConnected("d", false, later()) }, 1},
-		{"created out of order", func(t *testing.T) { f.createDevice(t, "a") }, 1},
-		{"created in order", func(t *testing.T) { f.createDevice(t, "g") }, 1},
-		{"deleted", func(t *testing.T) { require.NoError(t, f.s.DeleteDevice("f", "")) }, 0},
+		}, 1, 0},
+		{"connected", func(t *testing.T) { f.s.SetConnected("d", true, later()) }, 0, 1},
+		{"activity", func(t *testing.T) { f.s.TouchActivity("d", later()) }, 0, 1},
+		{"older activity is no change", func(t *testing.T) { f.s.TouchActivity("d", t0) }, 0, 0},
+		{"disconnected", func(t *testing.T) { f.s.SetConnected("d", false, later()) }, 0, 1},
+		{"reported and activity", func(t *testing.T) {
+			_, err := f.s.PatchReported("d", json.RawMessage(`{"x":1}`))
+			require.NoError(t, err)
+			f.s.TouchActivity("d", later())
+		}, 1, 0},
+		{"created out of order", func(t *testing.T) { f.createDevice(t, "a") }, 1, 0},
+		{"created in order", func(t *testing.T) { f.createDevice(t, "g") }, 1, 0},
+		{"deleted", func(t *testing.T) {
+			f.s.SetConnected("f", true, later())
+			require.NoError(t, f.s.DeleteDevice("f", ""))
+		}, 0, 0},
 		{"deleted and created again", func(t *testing.T) {
 			_, err := f.s.PatchReported("b", json.RawMessage(`{"old":true}`))
 			require.NoError(t, err)
 			require.NoError(t, f.s.DeleteDevice("b", ""))
 			f.createDevice(t, "b")
-		}, 1},
+		}, 1, 0},
 		{"empty patch is no change", func(t *testing.T) {
 			_, err := f.s.PatchTwin("a", TwinPatch{}, "")
 			require.NoError(t, err)
-		}, 0},
+		}, 0, 0},
 	} {
 		t.Run(step.name, func(t *testing.T) {
+			liveBefore := live.Load()
 			step.change(t)
-			require.Equal(t, step.derived, requireCachedIsCurrent(t, f.s, c, n))
+			require.Equal(t, step.derived, requireCachedIsCurrent(t, f.s, c, n), "full derivations")
+			require.Equal(t, step.live, live.Load()-liveBefore, "derivations of live state")
 		})
 	}
 	ids := func() []string {
@@ -111,12 +128,29 @@ func TestTwinCacheInvalidation(t *testing.T) {
 	require.Equal(t, []string{"a", "b", "d", "g"}, ids())
 }
 
+// Without a live function a change of live state derives the twin anew.
+// One device holds one cached value: a second cache takes the slot over.
+func TestTwinCacheWithoutLive(t *testing.T) {
+	f := newFixture(t)
+	f.createDevice(t, "d")
+	var n atomic.Int64
+	c := NewTwinCache(func(t Twin) (any, error) { n.Add(1); return t, nil }, nil)
+	require.EqualValues(t, 1, requireCachedIsCurrent(t, f.s, c, &n))
+	f.s.SetConnected("d", true, t0.Add(time.Second))
+	require.EqualValues(t, 1, requireCachedIsCurrent(t, f.s, c, &n))
+	require.EqualValues(t, 0, requireCachedIsCurrent(t, f.s, c, &n))
+
+	other, m, _ := countingCache()
+	require.EqualValues(t, 1, requireCachedIsCurrent(t, f.s, other, m))
+	require.EqualValues(t, 1, requireCachedIsCurrent(t, f.s, c, &n))
+}
+
 // A refused write commits nothing and leaves the cached twin as it was;
 // so does a write whose commit fails.
 func TestTwinCacheKeepsOnlyCommittedState(t *testing.T) {
 	f := newFixture(t)
 	f.createDevice(t, "d")
-	c, n := countingCache()
+	c, n, _ := countingCache()
 	requireCachedIsCurrent(t, f.s, c, n)
 
 	_, err := f.s.PatchTwin("d", TwinPatch{Tags: mustJSON(t, `{"a":1}`)}, `"wrong-etag"`)
@@ -146,7 +180,7 @@ func TestTwinCacheConcurrent(t *testing.T) {
 	for i := range devices {
 		f.createDevice(t, fmt.Sprintf("dev%d", i))
 	}
-	c, n := countingCache()
+	c, n, _ := countingCache()
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
 	for i := range devices {

@@ -372,7 +372,7 @@ func (s *Store) writeTwin(id, ifMatch string, change func(rec *twinRecord, now t
 // in commit order.
 func (s *Store) changedLocked(id string) {
 	if st := s.devices[id]; st != nil {
-		s.bumpLocked(st)
+		s.bumpRecordLocked(st)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"net/http"
 	"strconv"
@@ -138,7 +139,25 @@ func twinDocuments(reg *registry.Store) ([]map[string]any, error) {
 // a document when anything its twin shows changes. One cache for the
 // package, so the REST API and the job engine's device selection share
 // the documents of a registry.
-var twinDocs = registry.NewTwinCache(func(t registry.Twin) (any, error) { return twinDocument(t) })
+var twinDocs = registry.NewTwinCache(
+	func(t registry.Twin) (any, error) { return twinDocument(t) },
+	func(prev any, l registry.LiveState) (any, error) { return liveTwinDocument(prev.(map[string]any), l) },
+)
+
+// liveTwinDocument is prev, a twin's document, with the twin's new live
+// state: what twinDocument of the twin now gives, without reading it. prev
+// is shared, so the copy is made first; its nested objects are shared too,
+// unchanged.
+func liveTwinDocument(prev map[string]any, l registry.LiveState) (map[string]any, error) {
+	b := docBuilder{ok: true}
+	doc := maps.Clone(prev)
+	doc["connectionState"] = b.str(l.ConnectionState)
+	doc["lastActivityTime"] = b.time(l.LastActivityTime.UTC())
+	if !b.ok {
+		return nil, fmt.Errorf("encode document: live state %+v cannot be written", l)
+	}
+	return doc, nil
+}
 
 // twinDocument is the twin as a client decoding GET /twins/{id} into a
 // JSON object sees it: what json.Marshal then json.Unmarshal of its

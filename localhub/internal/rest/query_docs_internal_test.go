@@ -118,6 +118,20 @@ func TestTwinDocumentsEqualRoundTrip(t *testing.T) {
 	again, err := twinDocuments(reg)
 	require.NoError(t, err)
 	require.Equal(t, want, again)
+
+	// Changes of live state only are applied to the cached documents
+	// (liveTwinDocument); they still equal the round trip, and the
+	// documents read before are unchanged.
+	reg.SetConnected("fresh", true, time.Date(2024, 5, 6, 8, 0, 0, 1, time.UTC))
+	reg.TouchActivity("connected", time.Date(2024, 5, 6, 8, 0, 1, 0, time.FixedZone("X", 3600)))
+	reg.SetConnected("connected", false, time.Date(2024, 5, 6, 8, 0, 2, 0, time.UTC))
+	live, err := twinDocuments(reg)
+	require.NoError(t, err)
+	wantLive, err := roundTripTwinDocuments(reg)
+	require.NoError(t, err)
+	require.Equal(t, wantLive, live)
+	require.NotEqual(t, want, wantLive)
+	require.Equal(t, want, again, "documents read before were modified")
 }
 
 // Values the registry never holds but a Twin could: the direct build
