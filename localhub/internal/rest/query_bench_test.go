@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -138,4 +139,34 @@ func BenchmarkTwinQuery(b *testing.B) {
 			})
 		}
 	}
+}
+
+// BenchmarkTwinCacheMemory reports the heap the cached documents of 10,000
+// twins keep, per twin (heap after a collection, before and after the
+// first query fills the cache), against what reading them by the JSON
+// round trip allocated per twin for every query (the floor, in the same
+// run).
+func BenchmarkTwinCacheMemory(b *testing.B) {
+	const n = 10000
+	reg := fleetTwins(b, n)
+	var m0, m1 runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&m0)
+	_, err := twinDocuments(reg)
+	require.NoError(b, err)
+	runtime.GC()
+	runtime.ReadMemStats(&m1)
+	kept := (float64(m1.HeapAlloc) - float64(m0.HeapAlloc)) / n
+
+	var floor float64
+	for b.Loop() {
+		runtime.ReadMemStats(&m0)
+		_, err := roundTripTwinDocuments(reg)
+		require.NoError(b, err)
+		runtime.ReadMemStats(&m1)
+		floor = float64(m1.TotalAlloc-m0.TotalAlloc) / n
+	}
+	b.ReportMetric(kept, "cached-B/twin")
+	b.ReportMetric(floor, "round-trip-alloc-B/twin")
+	b.ReportMetric(floor/kept, "round-trip-alloc/cached")
 }
