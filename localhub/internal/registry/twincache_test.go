@@ -212,3 +212,40 @@ func TestTwinCacheConcurrent(t *testing.T) {
 	readers.Wait()
 	requireCachedIsCurrent(t, f.s, c, n)
 }
+
+// A change is in the cache before it is notified: whoever reads twins on
+// hearing of a change (here the notification hook itself, which real
+// hooks must not do) sees it.
+func TestTwinCacheChangedBeforeNotification(t *testing.T) {
+	c, _, _ := countingCache()
+	var (
+		s    *Store
+		seen []string
+	)
+	onChange := func(n Notification) {
+		if n.OpType != OpUpdateTwin && n.OpType != OpReplaceTwin {
+			return
+		}
+		twins, err := s.CachedTwins(c)
+		require.NoError(t, err)
+		tw := twins[0].(Twin)
+		site, _ := tw.Tags["site"].(string)
+		reported, _ := tw.Properties.Reported["k"].(json.Number)
+		seen = append(seen, site+"/"+string(reported))
+	}
+	s, err := Open(Options{Path: t.TempDir() + "/registry.db", OnChange: onChange})
+	require.NoError(t, err)
+	t.Cleanup(func() { s.Close() })
+	_, err = s.CreateDevice(Device{DeviceID: "d"})
+	require.NoError(t, err)
+	_, err = s.CachedTwins(c)
+	require.NoError(t, err)
+
+	_, err = s.PatchTwin("d", TwinPatch{Tags: map[string]any{"site": "a"}}, "")
+	require.NoError(t, err)
+	_, err = s.PatchReported("d", json.RawMessage(`{"k":1}`))
+	require.NoError(t, err)
+	_, err = s.ReplaceTwin("d", TwinPatch{Tags: map[string]any{"site": "b"}}, "")
+	require.NoError(t, err)
+	require.Equal(t, []string{"a/", "a/1", "b/1"}, seen)
+}

@@ -360,11 +360,13 @@ func (s *Store) writeTwin(id, ifMatch string, change func(rec *twinRecord, now t
 	if err != nil {
 		return Twin{}, err
 	}
-	s.notify(n)
+	// Queries see the change before anyone is told of it.
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.changedLocked(id)
-	return rec.wire(dev, s.devices[id]), nil
+	tw := rec.wire(dev, s.devices[id])
+	s.mu.Unlock()
+	s.notify(n)
+	return tw, nil
 }
 
 // changedLocked records a committed change to id's device or twin record.
