@@ -238,7 +238,9 @@ func (s *Store) CreateDevice(d Device) (Device, error) {
 	}
 	st := rec.state()
 	s.mu.Lock()
+	s.bumpRecordLocked(st)
 	s.devices[rec.DeviceID] = st
+	s.addOrderLocked(rec.DeviceID)
 	s.mu.Unlock()
 	s.notify(lifecycleNotification(rec.DeviceID, OpCreateDeviceIdentity, twin, now))
 	return rec.wire(nil), nil
@@ -287,8 +289,10 @@ func (s *Store) UpdateDevice(d Device, ifMatch string) (Device, error) {
 	if st == nil {
 		st = rec.state()
 		s.devices[rec.DeviceID] = st
+		s.addOrderLocked(rec.DeviceID)
 	}
 	st.keys, st.enabled, st.generationID = rec.Keys.keys(), rec.Status == StatusEnabled, rec.GenerationID
+	s.bumpRecordLocked(st)
 	dev := rec.wire(st)
 	s.mu.Unlock()
 	return dev, nil
@@ -342,6 +346,7 @@ func (s *Store) DeleteDevice(id, ifMatch string) error {
 	}
 	s.mu.Lock()
 	delete(s.devices, id)
+	s.orderDirty = true // drops id from the order
 	s.mu.Unlock()
 	s.notify(lifecycleNotification(id, OpDeleteDeviceIdentity, twin, now))
 	return nil
@@ -411,6 +416,9 @@ func (s *Store) SetConnected(id string, connected bool, at time.Time) {
 	if st == nil {
 		return
 	}
+	if st.connected != connected || at.After(st.lastActivity) {
+		s.bumpLocked(st)
+	}
 	st.connected = connected
 	st.connUpdated = at
 	if at.After(st.lastActivity) {
@@ -425,6 +433,7 @@ func (s *Store) TouchActivity(id string, at time.Time) {
 	defer s.mu.Unlock()
 	if st := s.devices[id]; st != nil && at.After(st.lastActivity) {
 		st.lastActivity = at
+		s.bumpLocked(st)
 	}
 }
 

@@ -91,9 +91,13 @@ type Store struct {
 	lockSeed    maphash.Seed
 
 	// mu guards devices, the in-memory view used on every authentication
-	// and for live connection state.
-	mu      sync.RWMutex
-	devices map[string]*deviceState
+	// and for live connection state, and the twin cache's bookkeeping:
+	// revisions and the device ids in order (see CachedTwins).
+	mu         sync.RWMutex
+	devices    map[string]*deviceState
+	revNext    uint64
+	order      []string
+	orderDirty bool
 }
 
 // deviceState is what the hot paths need without touching bbolt, plus the
@@ -106,6 +110,13 @@ type deviceState struct {
 	connected    bool
 	connUpdated  time.Time
 	lastActivity time.Time
+
+	// rev moves on every change to the device's twin as Twin shows it,
+	// recRev on those to its device or twin record; cached is valid while
+	// its rev is this one.
+	rev    uint64
+	recRev uint64
+	cached cacheEntry
 }
 
 // Open opens or creates the store. On first creation it generates keys for
@@ -186,7 +197,10 @@ func (s *Store) load(tx *bolt.Tx) error {
 		if err != nil {
 			return fmt.Errorf("device %q: %w", k, err)
 		}
-		s.devices[rec.DeviceID] = rec.state()
+		st := rec.state()
+		s.bumpRecordLocked(st)
+		s.devices[rec.DeviceID] = st
+		s.addOrderLocked(rec.DeviceID)
 		return nil
 	})
 }

@@ -360,10 +360,22 @@ func (s *Store) writeTwin(id, ifMatch string, change func(rec *twinRecord, now t
 	if err != nil {
 		return Twin{}, err
 	}
+	// Queries see the change before anyone is told of it.
+	s.mu.Lock()
+	s.changedLocked(id)
+	tw := rec.wire(dev, s.devices[id])
+	s.mu.Unlock()
 	s.notify(n)
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return rec.wire(dev, s.devices[id]), nil
+	return tw, nil
+}
+
+// changedLocked records a committed change to id's device or twin record.
+// Callers hold s.mu for writing and the device's lock, so revisions move
+// in commit order.
+func (s *Store) changedLocked(id string) {
+	if st := s.devices[id]; st != nil {
+		s.bumpRecordLocked(st)
+	}
 }
 
 // checkedTwin is GetTwin for an empty patch: the etag is still checked.
@@ -444,6 +456,9 @@ func (s *Store) PatchReported(id string, patch json.RawMessage) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("patch reported properties of %q: %w", id, err)
 	}
+	s.mu.Lock()
+	s.changedLocked(id)
+	s.mu.Unlock()
 	s.notify(reportedNotification(id, rec, reported, now))
 	return rec.ReportedVersion, nil
 }

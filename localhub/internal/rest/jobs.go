@@ -440,15 +440,53 @@ func firstOf(a, b string) string {
 
 // deviceJobDocuments are the devices.jobs items as query documents.
 func deviceJobDocuments(d Deps) ([]map[string]any, error) {
-	var items []deviceJobJSON
+	var docs []map[string]any
 	err := d.Jobs.DeviceJobs(func(dj jobs.DeviceJob) error {
-		items = append(items, toDeviceJobJSON(dj))
+		doc, err := deviceJobDocument(toDeviceJobJSON(dj))
+		if err != nil {
+			return err
+		}
+		docs = append(docs, doc)
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	return asDocuments(items)
+	return docs, nil
+}
+
+// deviceJobDocument is what json.Marshal then json.Unmarshal of w gives,
+// built directly as twinDocument is, with the round trip for what the
+// direct build cannot vouch for.
+func deviceJobDocument(w deviceJobJSON) (map[string]any, error) {
+	if doc, ok := directDeviceJobDocument(w); ok {
+		return doc, nil
+	}
+	return roundTripDocument(w)
+}
+
+// directDeviceJobDocument builds roundTripDocument(w); false when it cannot
+// vouch for that. Keep it field for field with deviceJobJSON.
+func directDeviceJobDocument(w deviceJobJSON) (map[string]any, bool) {
+	b := docBuilder{ok: true}
+	doc := make(map[string]any, 10)
+	doc["deviceId"] = b.str(w.DeviceID)
+	doc["jobId"] = b.str(w.JobID)
+	doc["jobType"] = b.str(string(w.JobType))
+	doc["status"] = b.str(string(w.Status))
+	doc["startTimeUtc"] = b.time(w.StartTimeUtc)
+	doc["endTimeUtc"] = b.time(w.EndTimeUtc)
+	doc["createdDateTimeUtc"] = b.time(w.CreatedDateTimeUtc)
+	doc["lastUpdatedDateTimeUtc"] = b.time(w.LastUpdatedDateTimeUtc)
+	var response any
+	if r := w.Outcome.DeviceMethodResponse; r != nil {
+		response = map[string]any{"status": b.integer(int64(r.Status)), "payload": b.raw(r.Payload)}
+	}
+	doc["outcome"] = map[string]any{"deviceMethodResponse": response}
+	if e := w.Error; e != nil { // omitempty
+		doc["error"] = map[string]any{"code": b.str(e.Code), "description": b.str(e.Description)}
+	}
+	return doc, b.ok
 }
 
 // SelectDevices is how the job engine selects a job's devices: the ids of

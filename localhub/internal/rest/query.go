@@ -5,9 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
+	"unicode/utf8"
 
 	"github.com/iothub-reboot/devmgmt/localhub/internal/query"
 	"github.com/iothub-reboot/devmgmt/localhub/internal/registry"
@@ -116,31 +120,254 @@ func runQuery(d Deps, q *query.Query) (query.Result, *hubError) {
 }
 
 // twinDocuments are the twins as query documents: as GET /twins/{id}
-// returns them, so queries address the wire's field names.
+// returns them, so queries address the wire's field names. Documents are
+// shared by every query until their twin changes (see twinDocs): nothing
+// may modify them, and query.Run does not.
 func twinDocuments(reg *registry.Store) ([]map[string]any, error) {
-	twins, err := reg.Twins()
+	vals, err := reg.CachedTwins(twinDocs)
 	if err != nil {
 		return nil, err
 	}
-	wire := make([]twinJSON, len(twins))
-	for i, tw := range twins {
-		wire[i] = toTwinJSON(tw)
-	}
-	return asDocuments(wire)
-}
-
-// asDocuments converts v (a slice) into JSON objects as a client would see
-// them, so queries address the wire field names.
-func asDocuments(v any) ([]map[string]any, error) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return nil, fmt.Errorf("encode documents: %w", err)
-	}
-	var docs []map[string]any
-	if err := json.Unmarshal(b, &docs); err != nil {
-		return nil, fmt.Errorf("decode documents: %w", err)
+	docs := make([]map[string]any, len(vals))
+	for i, v := range vals {
+		docs[i] = v.(map[string]any)
 	}
 	return docs, nil
+}
+
+// twinDocs keeps every twin's query document in the registry, which drops
+// a document when anything its twin shows changes. One cache for the
+// package, so the REST API and the job engine's device selection share
+// the documents of a registry.
+var twinDocs = registry.NewTwinCache(
+	func(t registry.Twin) (any, error) { return twinDocument(t) },
+	func(prev any, l registry.LiveState) (any, error) { return liveTwinDocument(prev.(map[string]any), l) },
+)
+
+// liveTwinDocument is prev, a twin's document, with the twin's new live
+// state: what twinDocument of the twin now gives, without reading it. prev
+// is shared, so the copy is made first; its nested objects are shared too,
+// unchanged.
+func liveTwinDocument(prev map[string]any, l registry.LiveState) (map[string]any, error) {
+	b := docBuilder{ok: true}
+	doc := maps.Clone(prev)
+	doc["connectionState"] = b.str(l.ConnectionState)
+	doc["lastActivityTime"] = b.time(l.LastActivityTime.UTC())
+	if !b.ok {
+		return nil, fmt.Errorf("encode document: live state %+v cannot be written", l)
+	}
+	return doc, nil
+}
+
+// twinDocument is the twin as a client decoding GET /twins/{id} into a
+// JSON object sees it: what json.Marshal then json.Unmarshal of its
+// twinJSON gives (numbers float64, times RFC 3339 strings, no empty
+// tags), built directly because that round trip was nearly all of a
+// query's cost. Anything the direct build cannot prove it renders alike
+// (a string that is not UTF-8, a number JSON cannot hold or float64
+// cannot hold exactly, a time outside years 0-9999, an unexpected type)
+// takes the round trip itself.
+func twinDocument(t registry.Twin) (map[string]any, error) {
+	w := toTwinJSON(t)
+	if doc, ok := directTwinDocument(w); ok {
+		return doc, nil
+	}
+	return roundTripDocument(w)
+}
+
+// roundTripDocument is the reference: encode, decode into an object.
+func roundTripDocument(v any) (map[string]any, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("encode document: %w", err)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(b, &doc); err != nil {
+		return nil, fmt.Errorf("decode document: %w", err)
+	}
+	return doc, nil
+}
+
+// directTwinDocument builds what roundTripDocument(w) gives; false when it
+// cannot vouch for that. Keep it field for field with twinJSON.
+func directTwinDocument(w twinJSON) (map[string]any, bool) {
+	b := docBuilder{ok: true}
+	doc := make(map[string]any, 16)
+	doc["deviceId"] = b.str(w.DeviceID)
+	doc["etag"] = b.str(w.ETag)
+	doc["deviceEtag"] = b.str(w.DeviceETag)
+	doc["status"] = b.str(w.Status)
+	if w.StatusReason != nil {
+		doc["statusReason"] = b.str(*w.StatusReason)
+	}
+	doc["statusUpdateTime"] = b.time(w.StatusUpdateTime)
+	doc["connectionState"] = b.str(w.ConnectionState)
+	doc["lastActivityTime"] = b.time(w.LastActivityTime)
+	doc["cloudToDeviceMessageCount"] = b.value(w.CloudToDeviceMessageCount)
+	doc["authenticationType"] = b.str(w.AuthenticationType)
+	doc["x509Thumbprint"] = map[string]any{
+		"primaryThumbprint":   b.strPtr(w.X509Thumbprint.PrimaryThumbprint),
+		"secondaryThumbprint": b.strPtr(w.X509Thumbprint.SecondaryThumbprint),
+	}
+	doc["modelId"] = b.str(w.ModelID)
+	doc["version"] = b.value(w.Version)
+	if len(w.Tags) > 0 { // omitempty
+		doc["tags"] = b.value(w.Tags)
+	}
+	doc["properties"] = map[string]any{
+		"desired":  b.value(w.Properties.Desired),
+		"reported": b.value(w.Properties.Reported),
+	}
+	doc["capabilities"] = map[string]any{"iotEdge": w.Capabilities.IotEdge}
+	return doc, b.ok
+}
+
+// docBuilder converts Go values to what encoding/json decodes their
+// encoding into; ok turns false at the first value it cannot vouch for.
+type docBuilder struct{ ok bool }
+
+// maxExactInt is 2^53: integers up to it are exact in a float64, so
+// float64(n) is what decoding n's text gives.
+const maxExactInt = 1 << 53
+
+func (b *docBuilder) str(s string) string {
+	// json.Marshal replaces invalid UTF-8.
+	if !utf8.ValidString(s) {
+		b.ok = false
+	}
+	return s
+}
+
+func (b *docBuilder) strPtr(s *string) any {
+	if s == nil {
+		return nil
+	}
+	return b.str(*s)
+}
+
+func (b *docBuilder) time(t time.Time) any {
+	// time.Time.MarshalJSON is RFC 3339 with nanoseconds and fails
+	// outside years 0-9999.
+	if y := t.Year(); y < 0 || y > 9999 {
+		b.ok = false
+		return nil
+	}
+	return t.Format(time.RFC3339Nano)
+}
+
+func (b *docBuilder) value(v any) any {
+	switch x := v.(type) {
+	case nil:
+		return nil
+	case string:
+		return b.str(x)
+	case bool:
+		return x
+	case json.Number:
+		f, ok := jsonNumber(x)
+		if !ok {
+			b.ok = false
+		}
+		return f
+	case float64:
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			b.ok = false
+		}
+		return x // encoding/json writes the shortest text that reads back the same
+	case int:
+		return b.integer(int64(x))
+	case int64:
+		return b.integer(x)
+	case map[string]any:
+		if x == nil {
+			return nil
+		}
+		m := make(map[string]any, len(x))
+		for k, kv := range x {
+			m[b.str(k)] = b.value(kv)
+		}
+		return m
+	case []any:
+		if x == nil {
+			return nil
+		}
+		a := make([]any, len(x))
+		for i, e := range x {
+			a[i] = b.value(e)
+		}
+		return a
+	}
+	b.ok = false
+	return nil
+}
+
+// raw is an embedded JSON text as decoding its encoding gives it: json.Marshal
+// writes a nil one as null and refuses one that is not JSON (an empty one
+// included).
+func (b *docBuilder) raw(r json.RawMessage) any {
+	if r == nil {
+		return nil
+	}
+	var v any
+	if err := json.Unmarshal(r, &v); err != nil {
+		b.ok = false
+	}
+	return v
+}
+
+func (b *docBuilder) integer(n int64) any {
+	if n > maxExactInt || n < -maxExactInt {
+		b.ok = false
+	}
+	return float64(n)
+}
+
+// jsonNumber is what decoding n into an interface gives, if n is a JSON
+// number (json.Marshal refuses any other) that float64 holds.
+func jsonNumber(n json.Number) (float64, bool) {
+	if !isJSONNumber(string(n)) {
+		return 0, false
+	}
+	f, err := strconv.ParseFloat(string(n), 64)
+	return f, err == nil
+}
+
+// isJSONNumber reports whether s is a number in JSON's grammar (RFC 8259
+// section 6): -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+func isJSONNumber(s string) bool {
+	i := 0
+	digits := func() int {
+		start := i
+		for i < len(s) && '0' <= s[i] && s[i] <= '9' {
+			i++
+		}
+		return i - start
+	}
+	if i < len(s) && s[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(s) && s[i] == '0':
+		i++
+	case digits() == 0:
+		return false
+	}
+	if i < len(s) && s[i] == '.' {
+		i++
+		if digits() == 0 {
+			return false
+		}
+	}
+	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
+		i++
+		if i < len(s) && (s[i] == '+' || s[i] == '-') {
+			i++
+		}
+		if digits() == 0 {
+			return false
+		}
+	}
+	return i == len(s)
 }
 
 // queryError maps a bad query to 400 ArgumentInvalid with the parser's
