@@ -294,23 +294,24 @@ func handleFleetRebootCancel(d Deps) http.Handler {
 		}
 		if rec.State == rollout.StateRunning && rec.Wave > 0 {
 			if _, ok := rec.Result(rec.Wave); !ok {
-				d.cancelWaveJob(ctx, rec)
+				d.cancelWaveJob(ctx, rec.ID, rec.Wave)
 			}
 		}
 		d.writeFleetStatus(w, r, d.fleetStatusOf(ctx, r, rec, false), http.StatusOK)
 	})
 }
 
-// cancelWaveJob cancels the current wave's job if IoT Hub has not started
-// it; a running or finished job answers 405, which changes nothing.
-func (d Deps) cancelWaveJob(ctx context.Context, rec *fleetRecord) {
-	_, err := d.Hub.CancelJob(ctx, rollout.WaveJobID(rec.ID, rec.Wave), nil)
+// cancelWaveJob cancels wave's job if IoT Hub has not started it; a
+// running or finished job answers 405, and a job not created yet 404,
+// which change nothing.
+func (d Deps) cancelWaveJob(ctx context.Context, id string, wave int) {
+	_, err := d.Hub.CancelJob(ctx, rollout.WaveJobID(id, wave), nil)
 	switch {
 	case err == nil:
-		d.logFleet(ctx, slog.LevelInfo, "fleet reboot wave's job cancelled before it started", rec.ID, slog.Int("wave", rec.Wave))
+		d.logFleet(ctx, slog.LevelInfo, "fleet reboot wave's job cancelled before it started", id, slog.Int("wave", wave))
 	case isHubError(err, iothub.OperationNotAllowedInCurrentState), isHubError(err, iothub.JobNotFound):
 	default:
-		d.logFleet(ctx, slog.LevelWarn, "cancelling the wave's job failed; the wave runs to its end", rec.ID,
-			append([]slog.Attr{slog.Int("wave", rec.Wave)}, hubErrorAttrs(err)...)...)
+		d.logFleet(ctx, slog.LevelWarn, "cancelling the wave's job failed; the wave runs to its end", id,
+			append([]slog.Attr{slog.Int("wave", wave)}, hubErrorAttrs(err)...)...)
 	}
 }

@@ -356,21 +356,25 @@ func (d Deps) runFleet(ctx context.Context, rec *fleetRecord, l *runLog) error {
 	switch {
 	case isHubError(err, iothub.JobNotFound):
 		if rec.CancelRequestedAt != "" {
-			size := rec.Sizes[rollout.WaveKey(wave)]
-			return d.recordWave(ctx, rec, wave, rollout.Counts{Devices: size, Cancelled: size}, l)
+			var none rollout.Counts
+			none.CancelRest(rec.Sizes[rollout.WaveKey(wave)])
+			return d.recordWave(ctx, rec, wave, none, l)
 		}
 		return d.createWaveJob(ctx, rec, wave, l) // the last run stopped between the record and the job
 	case err != nil:
 		return err
 	case !job.Status.Finished():
 		if rec.CancelRequestedAt != "" && (job.Status == iothub.JobStatusQueued || job.Status == iothub.JobStatusScheduled) {
-			d.cancelWaveJob(ctx, rec)
+			d.cancelWaveJob(ctx, rec.ID, wave)
 		}
 		return nil // running: a job cannot be stopped; the next run looks again
 	}
 	counts, err := d.judgeWave(ctx, rec, wave)
 	if err != nil {
 		return err
+	}
+	if job.Status == iothub.JobStatusCancelled {
+		counts.CancelRest(rec.Sizes[rollout.WaveKey(wave)])
 	}
 	if job.Status == iothub.JobStatusFailed {
 		l.log(ctx, slog.LevelWarn, "fleet reboot wave's job failed", rec.ID, slog.Int("wave", wave), slog.String("failureReason", job.FailureReason))
@@ -431,6 +435,7 @@ func (d Deps) createWaveJob(ctx context.Context, rec *fleetRecord, wave int, l *
 	switch {
 	case err == nil:
 		l.log(ctx, slog.LevelInfo, "fleet reboot wave started", rec.ID, slog.Int("wave", wave), slog.Int("devices", size), slog.String("jobId", jobID))
+		d.cancelIfRequested(ctx, rec, wave)
 		return nil
 	case isHubError(err, iothub.ThrottlingMaxActiveJobCountExceeded), isHubError(err, iothub.ThrottlingException):
 		l.log(ctx, slog.LevelInfo, "fleet reboot wave waits: the hub runs as many jobs as its tier allows", rec.ID, slog.Int("wave", wave))
@@ -441,6 +446,28 @@ func (d Deps) createWaveJob(ctx context.Context, rec *fleetRecord, wave int, l *
 		return d.finish(ctx, rec, rollout.StateFailed, fmt.Sprintf("IoT Hub refused wave %d's job: %s", wave, firstNonEmpty(hubMessage(err), hubErrorCode(err))), l)
 	}
 	return err
+}
+
+// cancelIfRequested cancels wave's job just created when a cancel request
+// reached the record after this run read it: the record says the wave
+// started before the job exists, and a cancel that lands in between finds
+// no job to cancel, so this run does it. IoT Hub starts a job moments
+// after its creation, and a running job cannot be cancelled: the window
+// narrows to that moment rather than closes. One twin read, no query.
+func (d Deps) cancelIfRequested(ctx context.Context, rec *fleetRecord, wave int) {
+	if rec.CancelRequestedAt != "" {
+		d.cancelWaveJob(ctx, rec.ID, wave)
+		return
+	}
+	twin, err := d.Hub.GetTwin(ctx, rec.HeadID, nil)
+	if err != nil || string(twin.ETag) == rec.ETag {
+		return // unchanged since it was read (or unreadable: the next run looks)
+	}
+	var now rollout.Record
+	if b, err := json.Marshal(twin.Tags[recordTag]); err == nil && json.Unmarshal(b, &now) == nil &&
+		now.ID == rec.ID && now.CancelRequestedAt != "" {
+		d.cancelWaveJob(ctx, rec.ID, wave)
+	}
 }
 
 // judgeWave counts a finished wave's devices by outcome. A device that

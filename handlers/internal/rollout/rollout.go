@@ -219,5 +219,15 @@ func (c *Counts) Count(o Outcome) {
 	}
 }
 
+// CancelRest counts the devices of a wave of size devices that its job
+// never reached as cancelled: a job cancelled before it started, or never
+// created, lists none of them in devices.jobs.
+func (c *Counts) CancelRest(size int) {
+	if rest := size - c.Devices; rest > 0 {
+		c.Devices += rest
+		c.Cancelled += rest
+	}
+}
+
 // WaveKey is a wave's key in the record's maps (twin keys are strings).
 func WaveKey(wave int) string { return strconv.Itoa(wave) }

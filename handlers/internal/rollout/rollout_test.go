@@ -71,6 +71,18 @@ func TestAbort(t *testing.T) {
 	require.False(t, Abort{MaxFailedPercent: 100}.Triggered(Counts{Failed: 9}), "100%: never")
 }
 
+func TestCancelRest(t *testing.T) {
+	var none Counts
+	none.CancelRest(5)
+	require.Equal(t, Counts{Devices: 5, Cancelled: 5}, none, "a job never created or cancelled before it started")
+	some := Counts{Devices: 2, Succeeded: 2}
+	some.CancelRest(5)
+	require.Equal(t, Counts{Devices: 5, Succeeded: 2, Cancelled: 3}, some)
+	all := Counts{Devices: 5, Succeeded: 5}
+	all.CancelRest(3)
+	require.Equal(t, Counts{Devices: 5, Succeeded: 5}, all, "more rows than the planned size: nothing to add")
+}
+
 func TestClassify(t *testing.T) {
 	ok := &iothub.InvokeMethodResponse{Status: 200, Payload: json.RawMessage(`{}`)}
 	refused := &iothub.InvokeMethodResponse{Status: 500, Payload: json.RawMessage(`{}`)}
