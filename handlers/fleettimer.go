@@ -202,7 +202,15 @@ func (d Deps) prepareFleet(ctx context.Context, rec *fleetRecord, openIDs []stri
 	cond := and(rec.Selection, freeCondition(openIDs))
 	query := fmt.Sprintf("SELECT TOP %d deviceId, etag FROM devices%s", tagPage, where(cond))
 	tagged := 0
-	for tagged < tagBudget && time.Since(now) < taggingLease/2 {
+	// The run gives the lease back when it stops short of the end, so the
+	// next run (seconds later) goes on instead of waiting out the lease.
+	defer func() {
+		if rec.State == rollout.StateScheduled {
+			_ = rec.save(ctx, d.Hub, func(r *rollout.Record) { r.TaggingUntil = recordTime(d.Now()) })
+		}
+	}()
+	begun := time.Now() // the run's own time budget, apart from d.Now's clock
+	for tagged < tagBudget && time.Since(begun) < taggingLease/2 {
 		page, err := d.Hub.NewQueryPager(query, nil).NextPage(ctx)
 		if err != nil {
 			return err
