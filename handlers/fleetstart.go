@@ -66,6 +66,11 @@ func handleFleetRebootStart(d Deps) http.Handler {
 			fail(err, callQuery)
 			return
 		}
+		if len(open) >= maxOpenFleetReboots {
+			writeProblem(w, r, problem{Status: http.StatusConflict, ErrorCode: codeTooManyFleetReboots,
+				Detail: fmt.Sprintf("%d fleet reboots have not ended, the most there may be at once; nothing was created. Wait for one to end, or cancel one.", len(open))})
+			return
+		}
 		var openIDs []string
 		for _, o := range open {
 			openIDs = append(openIDs, o.ID)

@@ -22,9 +22,16 @@ import (
 // conditional on the twin's etag, so two instances of the app, or a timer
 // invocation overlapping a request, never overwrite each other's work.
 
-// maxOpenFleetReboots bounds the fleet reboots the timer moves on and the
-// app excludes devices for: their ids go into every selection's query.
-const maxOpenFleetReboots = 50
+// maxOpenFleetReboots bounds the fleet reboots open at once: their ids go
+// into every selection's query, to exclude their devices. A request over
+// the bound is refused (TooManyFleetReboots), since an open fleet reboot
+// left out of the list would have its devices taken by another.
+// openRecordsRead leaves room for requests that raced past the bound
+// together, so that every open one is still read.
+const (
+	maxOpenFleetReboots = 50
+	openRecordsRead     = maxOpenFleetReboots + 10
+)
 
 // errRecordChanged: the head twin changed since the record was read.
 var errRecordChanged = errors.New("the fleet reboot's record changed since it was read")
@@ -104,7 +111,7 @@ func openRecords(ctx context.Context, hub *iothub.Client) (recs, dups []*fleetRe
 	for i, s := range rollout.Open {
 		states[i] = quoteLiteral(string(s))
 	}
-	return queryRecords(ctx, hub, "tags."+recordTag+".state IN ["+strings.Join(states, ", ")+"]", maxOpenFleetReboots)
+	return queryRecords(ctx, hub, "tags."+recordTag+".state IN ["+strings.Join(states, ", ")+"]", openRecordsRead)
 }
 
 // save applies change to the record and writes it to the head twin if the
