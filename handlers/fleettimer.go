@@ -480,37 +480,36 @@ func (d Deps) cancelIfRequested(ctx context.Context, rec *fleetRecord, wave int)
 
 // judgeWave counts a finished wave's devices by outcome. A device that
 // timed out, or whose call's fate the hub lost, counts as succeeded when
-// its twin shows it received the call.
+// its twin shows it received the call. It holds one page at a time, not
+// the wave: a wave may be a million devices.
 func (d Deps) judgeWave(ctx context.Context, rec *fleetRecord, wave int) (rollout.Counts, error) {
 	pager := d.Hub.NewDeviceJobsPager("SELECT * FROM devices.jobs WHERE devices.jobs.jobId = "+quoteLiteral(rollout.WaveJobID(rec.ID, wave)),
-		&iothub.QueryOptions{PageSize: 100})
-	outcomes := map[string]rollout.Outcome{}
-	var ask []string
+		&iothub.QueryOptions{PageSize: maxFleetDeviceIDs}) // a page's devices to ask about fit in one query
+	var c rollout.Counts
 	for pager.More() {
 		page, err := pager.NextPage(ctx)
 		if err != nil {
 			return rollout.Counts{}, err
 		}
+		var ask []string
 		for _, dj := range page.DeviceJobs {
-			o := rollout.Classify(dj).Outcome
-			outcomes[dj.DeviceID] = o
-			if o.AskTwin() {
+			if rollout.Classify(dj).Outcome.AskTwin() {
 				ask = append(ask, dj.DeviceID)
 			}
 		}
-	}
-	if len(ask) > 0 {
-		acted, err := devicesThatActed(ctx, d.Hub, rec.ID, ask)
-		if err != nil {
-			return rollout.Counts{}, err
+		acted := map[string]bool{}
+		if len(ask) > 0 {
+			if acted, err = devicesThatActed(ctx, d.Hub, rec.ID, ask); err != nil {
+				return rollout.Counts{}, err
+			}
 		}
-		for id := range acted {
-			outcomes[id] = rollout.OutcomeSucceeded
+		for _, dj := range page.DeviceJobs {
+			o := rollout.Classify(dj).Outcome
+			if acted[dj.DeviceID] {
+				o = rollout.OutcomeSucceeded
+			}
+			c.Count(o)
 		}
-	}
-	var c rollout.Counts
-	for _, o := range outcomes {
-		c.Count(o)
 	}
 	return c, nil
 }
