@@ -138,7 +138,7 @@ func handleFleetRebootStart(d Deps) http.Handler {
 		}
 		d.logFleet(ctx, slog.LevelInfo, "fleet reboot created", id, slog.String("headDeviceId", head.HeadID),
 			slog.Int("devices", free), slog.Int("excluded", excluded), slog.Int("waves", len(sizes)))
-		d.writeFleetStatus(w, r, d.fleetStatusOf(ctx, r, head, false), http.StatusOK)
+		d.writeFleetStatus(w, r, d.fleetStatusOf(ctx, r, head, false))
 	})
 }
 
@@ -159,14 +159,10 @@ func (d Deps) replayFleet(w http.ResponseWriter, r *http.Request, id string) boo
 	w.Header().Set(headerIdempotentReplayed, "true")
 	st := d.fleetStatusOf(r.Context(), r, rec, false)
 	st.Replayed = true
-	if !st.State.Finished() {
-		d.writeFleetStatus(w, r, st, http.StatusOK)
-		return true
-	}
 	// A finished fleet reboot still answers with its Location, as the
 	// first answer did.
 	w.Header().Set("Location", st.StatusURL)
-	writeJSON(w, http.StatusOK, st)
+	d.writeFleetStatus(w, r, st)
 	return true
 }
 
@@ -302,7 +298,7 @@ func handleFleetRebootCancel(d Deps) http.Handler {
 				d.cancelWaveJob(ctx, rec.ID, rec.Wave)
 			}
 		}
-		d.writeFleetStatus(w, r, d.fleetStatusOf(ctx, r, rec, false), http.StatusOK)
+		d.writeFleetStatus(w, r, d.fleetStatusOf(ctx, r, rec, false))
 	})
 }
 

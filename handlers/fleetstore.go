@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -107,11 +108,7 @@ func findRecord(ctx context.Context, hub *iothub.Client, id string) (*fleetRecor
 // openRecords reads the records of the fleet reboots that are not
 // finished, and duplicates of them (see queryRecords).
 func openRecords(ctx context.Context, hub *iothub.Client) (recs, dups []*fleetRecord, err error) {
-	states := make([]string, len(rollout.Open))
-	for i, s := range rollout.Open {
-		states[i] = quoteLiteral(string(s))
-	}
-	return queryRecords(ctx, hub, "tags."+recordTag+".state IN ["+strings.Join(states, ", ")+"]", openRecordsRead)
+	return queryRecords(ctx, hub, "tags."+recordTag+".state IN "+literalList(rollout.Open), openRecordsRead)
 }
 
 // save applies change to the record and writes it to the head twin if the
@@ -119,8 +116,8 @@ func openRecords(ctx context.Context, hub *iothub.Client) (recs, dups []*fleetRe
 // success rec holds what was written and the twin's new etag.
 func (rec *fleetRecord) save(ctx context.Context, hub *iothub.Client, change func(*rollout.Record)) error {
 	next := rec.Record
-	next.Sizes = cloneMap(rec.Sizes)
-	next.Results = cloneMap(rec.Results)
+	next.Sizes = maps.Clone(rec.Sizes)
+	next.Results = maps.Clone(rec.Results)
 	change(&next)
 	patch, err := recordPatch(next)
 	if err != nil {
@@ -153,17 +150,6 @@ func recordPatch(rec rollout.Record) (map[string]any, error) {
 	return map[string]any{recordTag: m}, nil
 }
 
-func cloneMap[V any](m map[string]V) map[string]V {
-	if m == nil {
-		return nil
-	}
-	out := make(map[string]V, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
-}
-
 // memberCondition selects a fleet reboot's devices, or one wave of them.
 func memberCondition(id string, wave int) string {
 	c := "tags." + memberTag + ".id = " + quoteLiteral(id)
@@ -180,21 +166,23 @@ func freeCondition(ids []string) string {
 	if len(ids) == 0 {
 		return ""
 	}
-	quoted := make([]string, len(ids))
-	for i, id := range ids {
-		quoted[i] = quoteLiteral(id)
-	}
-	return "(NOT IS_DEFINED(tags." + memberTag + ".id) OR tags." + memberTag + ".id NIN [" + strings.Join(quoted, ", ") + "])"
+	return "(NOT IS_DEFINED(tags." + memberTag + ".id) OR tags." + memberTag + ".id NIN " + literalList(ids) + ")"
 }
 
 // busyCondition selects devices that belong to one of the fleet reboots
 // ids.
 func busyCondition(ids []string) string {
-	quoted := make([]string, len(ids))
-	for i, id := range ids {
-		quoted[i] = quoteLiteral(id)
+	return "tags." + memberTag + ".id IN " + literalList(ids)
+}
+
+// literalList renders values as a query's list of string literals, for IN
+// and NIN: ['a', 'b'].
+func literalList[S ~string](values []S) string {
+	quoted := make([]string, len(values))
+	for i, v := range values {
+		quoted[i] = quoteLiteral(string(v))
 	}
-	return "tags." + memberTag + ".id IN [" + strings.Join(quoted, ", ") + "]"
+	return "[" + strings.Join(quoted, ", ") + "]"
 }
 
 // and joins conditions, each in parentheses, leaving out empty ones; ""
