@@ -793,3 +793,69 @@ func TestFleetRebootsNeverShareADevice(t *testing.T) {
 	require.Equal(t, http.StatusAccepted, resp.StatusCode, "%s", body)
 	require.Equal(t, 0.0, decodeJSON(t, body)["selection"].(map[string]any)["excluded"])
 }
+
+// TestFleetRebootOnTheHeadOfAnEndedOne: a device that keeps an ended fleet
+// reboot's record (cancelled, with results, a reason and more waves) is
+// the head of the next: the new record replaces the old one whole, so
+// nothing of the old one (its cancel request, its waves, its results)
+// leaks into the new one, which runs on its own terms.
+func TestFleetRebootOnTheHeadOfAnEndedOne(t *testing.T) {
+	t.Parallel()
+	hub := localhubtest.New(t, nil)
+	app := newTestApp(t, hub, appOptions{policy: fleetAppPolicy})
+	svc := hubClient(t, hub)
+	var calls atomic.Int32
+	for _, id := range []string{"h-1", "h-2"} {
+		localhubtest.NewDevice(t, hub, id, func(localhubtest.MethodCall) *localhubtest.MethodReply {
+			calls.Add(1)
+			return &localhubtest.MethodReply{Status: 200, Payload: []byte(`{}`)}
+		})
+	}
+	status := func(id string) map[string]any {
+		_, body := app.do(t, http.MethodGet, "/api/reboots/"+id, "", nil)
+		return decodeJSON(t, body)
+	}
+
+	// The first: two waves, cancelled before any device was called.
+	resp, body := app.do(t, http.MethodPost, "/api/reboots", `{"deviceIds":["h-1","h-2"],"waves":{"size":1},"abort":{"maxFailedPercent":0}}`, nil)
+	require.Equal(t, http.StatusAccepted, resp.StatusCode, "%s", body)
+	first := decodeJSON(t, body)["id"].(string)
+	resp, body = app.do(t, http.MethodPost, "/api/reboots/"+first+"/cancel", "", nil)
+	require.Equal(t, http.StatusAccepted, resp.StatusCode, "%s", body)
+	tick(t, app)
+	require.Equal(t, "cancelled", status(first)["state"])
+
+	// The second over its head alone: one wave, no abort rule.
+	resp, body = app.do(t, http.MethodPost, "/api/reboots", `{"deviceIds":["h-1"]}`, nil)
+	require.Equal(t, http.StatusAccepted, resp.StatusCode, "%s", body)
+	created := decodeJSON(t, body)
+	second := created["id"].(string)
+	require.Empty(t, created["cancelRequestedAt"])
+	require.Empty(t, created["endedAt"])
+	require.Nil(t, created["abort"])
+	require.Len(t, created["waves"], 1)
+	for range 10 {
+		if status(second)["state"] == "completed" {
+			break
+		}
+		tick(t, app)
+	}
+	st := status(second)
+	require.Equal(t, "completed", st["state"], "%v", st)
+	require.Equal(t, 1.0, st["devices"])
+	require.Equal(t, map[string]any{"devices": 1.0, "pending": 0.0, "running": 0.0, "succeeded": 1.0, "failed": 0.0,
+		"notOnline": 0.0, "timedOut": 0.0, "cancelled": 0.0, "skipped": 0.0}, st["totals"])
+	require.EqualValues(t, 1, calls.Load(), "h-1 was rebooted once, by the second")
+
+	twin, err := svc.GetTwin(t.Context(), "h-1", nil)
+	require.NoError(t, err)
+	rec := twin.Tags["fleetRebootRecord"].(map[string]any)
+	for _, field := range []string{"cancelRequestedAt", "abort", "byDeviceIds"} {
+		if field == "byDeviceIds" {
+			require.Equal(t, 1.0, rec[field])
+			continue
+		}
+		require.NotContains(t, rec, field, "left over from the first fleet reboot")
+	}
+	require.Equal(t, map[string]any{"1": 1.0}, rec["sizes"])
+}

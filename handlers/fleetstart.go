@@ -177,11 +177,6 @@ var (
 // first attempts of one Idempotency-Key pick the same device, and its
 // etag lets only one of them write.
 func (d Deps) writeHead(ctx context.Context, condition string, openIDs []string, rec rollout.Record) (*fleetRecord, error) {
-	patch, err := recordPatch(rec)
-	if err != nil {
-		return nil, err
-	}
-	patch[memberTag] = map[string]any{"id": rec.ID, "wave": 1}
 	lastErr := errNoFreeDevice
 	for range maxHeadAttempts {
 		row, err := firstFree(ctx, d.Hub, condition, openIDs)
@@ -191,6 +186,18 @@ func (d Deps) writeHead(ctx context.Context, condition string, openIDs []string,
 		if row == nil {
 			return nil, errNoFreeDevice
 		}
+		patch, err := recordPatch(rec)
+		if err != nil {
+			return nil, err
+		}
+		// The device may keep an ended fleet reboot's record: the new one
+		// replaces it whole, or the old one's cancel request, results and
+		// waves would merge into it.
+		var old map[string]any
+		if json.Unmarshal(row.Record, &old) == nil && old != nil {
+			patch[recordTag] = replacing(old, patch[recordTag].(map[string]any))
+		}
+		patch[memberTag] = map[string]any{"id": rec.ID, "wave": 1}
 		etag := azcore.ETag(row.ETag)
 		resp, err := d.Hub.UpdateTwin(ctx, row.DeviceID, iothub.TwinPatch{Tags: patch}, &iothub.UpdateTwinOptions{IfMatch: &etag})
 		if isHubError(err, iothub.PreconditionFailed) {
@@ -231,16 +238,17 @@ type deviceRow struct {
 }
 
 // firstFree returns the first device the condition selects that belongs
-// to no open fleet reboot, preferring one without a record; nil if none.
-func firstFree(ctx context.Context, hub *iothub.Client, condition string, openIDs []string) (*deviceRow, error) {
+// to no open fleet reboot, preferring one without a record, with the
+// record it keeps; nil if none.
+func firstFree(ctx context.Context, hub *iothub.Client, condition string, openIDs []string) (*recordRow, error) {
 	free := and(condition, freeCondition(openIDs))
 	for _, cond := range []string{and(free, "NOT IS_DEFINED(tags."+recordTag+")"), free} {
-		page, err := hub.NewQueryPager("SELECT TOP 1 deviceId, etag FROM devices"+where(cond), nil).NextPage(ctx)
+		page, err := hub.NewQueryPager("SELECT TOP 1 deviceId, etag, tags."+recordTag+" FROM devices"+where(cond), nil).NextPage(ctx)
 		if err != nil {
 			return nil, err
 		}
 		for _, raw := range page.Items {
-			var row deviceRow
+			var row recordRow
 			if json.Unmarshal(raw, &row) == nil && row.DeviceID != "" {
 				return &row, nil
 			}

@@ -136,6 +136,28 @@ func (rec *fleetRecord) save(ctx context.Context, hub *iothub.Client, change fun
 	return nil
 }
 
+// replacing returns the JSON merge patch (RFC 7396) that turns the object
+// old into next: next's members, and null for each member of old that next
+// lacks, at every level of nested objects.
+func replacing(old, next map[string]any) map[string]any {
+	out := make(map[string]any, len(next)+len(old))
+	for k := range old {
+		if _, ok := next[k]; !ok {
+			out[k] = nil
+		}
+	}
+	for k, v := range next {
+		nv, isObj := v.(map[string]any)
+		ov, wasObj := old[k].(map[string]any)
+		if isObj && wasObj {
+			out[k] = replacing(ov, nv)
+			continue
+		}
+		out[k] = v
+	}
+	return out
+}
+
 // recordPatch renders the record as a tags patch. A JSON merge patch of
 // the whole record: fields are never removed (rollout.Record says why).
 func recordPatch(rec rollout.Record) (map[string]any, error) {

@@ -45,7 +45,9 @@ var Open = []State{StateScheduled, StateRunning}
 //
 // Updates are JSON merge patches on the twin (conditional on its etag), so
 // a field once set is never removed, only changed: every field keeps its
-// meaning as the record grows.
+// meaning as the record grows. A new record replaces whatever ended fleet
+// reboot's record its head kept before, field by field (the handlers'
+// writeHead).
 type Record struct {
 	ID        string `json:"id"`
 	State     State  `json:"state"`
