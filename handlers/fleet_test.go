@@ -859,3 +859,53 @@ func TestFleetRebootOnTheHeadOfAnEndedOne(t *testing.T) {
 	}
 	require.Equal(t, map[string]any{"1": 1.0}, rec["sizes"])
 }
+
+// TestFleetRebootsCreatedTogetherOverOneDevice: requests that race over
+// the same device, none of which sees the others' records when it starts,
+// make one fleet reboot; the others are refused (DevicesBusy), and no
+// record answered with 202 is overwritten by a later one.
+func TestFleetRebootsCreatedTogetherOverOneDevice(t *testing.T) {
+	t.Parallel()
+	hub := localhubtest.New(t, nil)
+	app := newTestApp(t, hub, appOptions{policy: fleetAppPolicy})
+	_, err := hub.CreateDevice("race-1")
+	require.NoError(t, err)
+	const n = 4
+	codes := make([]int, n)
+	bodies := make([][]byte, n)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, app.URL+"/api/reboots", strings.NewReader(`{"deviceIds":["race-1"]}`))
+			if err != nil {
+				return
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return
+			}
+			defer resp.Body.Close()
+			codes[i] = resp.StatusCode
+			bodies[i], _ = io.ReadAll(resp.Body)
+		})
+	}
+	close(start)
+	wg.Wait()
+	created := 0
+	for i := range n {
+		switch codes[i] {
+		case http.StatusAccepted:
+			created++
+			id := decodeJSON(t, bodies[i])["id"].(string)
+			resp, body := app.do(t, http.MethodGet, "/api/reboots/"+id, "", nil)
+			require.Equal(t, http.StatusAccepted, resp.StatusCode, "fleet reboot %s answered 202 and then lost: %s", id, body)
+		case http.StatusConflict:
+			require.Equal(t, "DevicesBusy", decodeJSON(t, bodies[i])["errorCode"])
+		default:
+			t.Fatalf("request %d: %d %s", i, codes[i], bodies[i])
+		}
+	}
+	require.Equal(t, 1, created, "one fleet reboot over one device")
+}

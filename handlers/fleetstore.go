@@ -182,13 +182,17 @@ func memberCondition(id string, wave int) string {
 }
 
 // freeCondition selects devices that belong to none of the fleet
-// reboots ids; "" when ids is empty. IS_DEFINED, because a comparison with
-// an undefined property is undefined, and so false, even under NOT.
+// reboots ids and keep no open fleet reboot's record. The ids are a list
+// read moments before; the record is on the device itself, so a head
+// written since (by a request racing this one) is never taken from its
+// fleet reboot. IS_DEFINED, because a comparison with an undefined
+// property is undefined, and so false, even under NOT.
 func freeCondition(ids []string) string {
+	noOpenRecord := "NOT IS_DEFINED(tags." + recordTag + ".state) OR tags." + recordTag + ".state NIN " + literalList(rollout.Open)
 	if len(ids) == 0 {
-		return ""
+		return noOpenRecord
 	}
-	return "(NOT IS_DEFINED(tags." + memberTag + ".id) OR tags." + memberTag + ".id NIN " + literalList(ids) + ")"
+	return and(noOpenRecord, "NOT IS_DEFINED(tags."+memberTag+".id) OR tags."+memberTag+".id NIN "+literalList(ids))
 }
 
 // busyCondition selects devices that belong to one of the fleet reboots
