@@ -221,7 +221,7 @@ func (d Deps) writeHead(ctx context.Context, condition string, openIDs []string,
 			return nil, err
 		}
 		if winner != nil && winner.HeadID != head.HeadID {
-			if err := removeRecord(ctx, d.Hub, head); err != nil {
+			if err := removeRecord(ctx, d.Hub, head, true); err != nil {
 				return nil, err
 			}
 			return nil, errFleetExists

@@ -86,10 +86,16 @@ func queryRecords(ctx context.Context, hub *iothub.Client, where string, max int
 }
 
 // removeRecord deletes a duplicate record from its twin, if the twin has
-// not changed since it was read.
-func removeRecord(ctx context.Context, hub *iothub.Client, dup *fleetRecord) error {
+// not changed since it was read, and with member its membership: a request
+// that lost the race for its own key takes back all it wrote, since its
+// body, and so its selection, may not be the winner's.
+func removeRecord(ctx context.Context, hub *iothub.Client, dup *fleetRecord, member bool) error {
+	patch := map[string]any{recordTag: nil}
+	if member {
+		patch[memberTag] = nil
+	}
 	etag := azcore.ETag(dup.ETag)
-	_, err := hub.UpdateTwin(ctx, dup.HeadID, iothub.TwinPatch{Tags: map[string]any{recordTag: nil}}, &iothub.UpdateTwinOptions{IfMatch: &etag})
+	_, err := hub.UpdateTwin(ctx, dup.HeadID, iothub.TwinPatch{Tags: patch}, &iothub.UpdateTwinOptions{IfMatch: &etag})
 	if isHubError(err, iothub.PreconditionFailed) || isHubError(err, iothub.DeviceNotFound) {
 		return nil
 	}

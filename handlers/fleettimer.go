@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -119,7 +120,7 @@ func (d Deps) advanceFleets(ctx context.Context, l *runLog) error {
 	}
 	for _, dup := range dups {
 		// A request that lost a race stopped before taking its record back.
-		if err := removeRecord(ctx, d.Hub, dup); err != nil {
+		if err := removeRecord(ctx, d.Hub, dup, false); err != nil {
 			l.log(ctx, slog.LevelWarn, "removing a duplicate fleet reboot record failed", dup.ID, append([]slog.Attr{slog.String("deviceId", dup.HeadID)}, hubErrorAttrs(err)...)...)
 		}
 	}
@@ -301,13 +302,11 @@ func (d Deps) tagMember(ctx context.Context, id string, openIDs []string, row de
 			return false, err
 		}
 		owner := str(object(twin.Tags[memberTag])["id"])
-		if owner == id {
-			return false, nil // tagged by an overlapping run
+		if owner == id || slices.Contains(openIDs, owner) {
+			return false, nil // tagged by an overlapping run, or taken
 		}
-		for _, o := range openIDs {
-			if owner == o {
-				return false, nil
-			}
+		if state := rollout.State(str(object(twin.Tags[recordTag])["state"])); state != "" && !state.Finished() {
+			return false, nil // the head of a fleet reboot created since openIDs was read (freeCondition)
 		}
 		row.ETag = string(twin.ETag)
 	}
