@@ -909,3 +909,60 @@ func TestFleetRebootsCreatedTogetherOverOneDevice(t *testing.T) {
 	}
 	require.Equal(t, 1, created, "one fleet reboot over one device")
 }
+
+// TestFleetRebootGoesOnWithoutDevicesItCannotTag: a selected device whose
+// tags are full (IoT Hub refuses its membership tag with 400) is left out
+// with a warning, and the others are rebooted; the fleet reboot does not
+// wait for it forever.
+func TestFleetRebootGoesOnWithoutDevicesItCannotTag(t *testing.T) {
+	t.Parallel()
+	hub := localhubtest.New(t, nil)
+	app := newTestApp(t, hub, appOptions{policy: fleetAppPolicy})
+	svc := hubClient(t, hub)
+	var calls sync.Map
+	for _, id := range []string{"full-a", "full-b", "full-z"} {
+		localhubtest.NewDevice(t, hub, id, func(localhubtest.MethodCall) *localhubtest.MethodReply {
+			calls.Store(id, true)
+			return &localhubtest.MethodReply{Status: 200, Payload: []byte(`{}`)}
+		})
+	}
+	// Fill full-z's tags to within a few bytes of their 8 KB (a string
+	// holds at most 4 KB).
+	fits := func(n int) bool {
+		_, err := svc.UpdateTwin(t.Context(), "full-z", iothub.TwinPatch{Tags: map[string]any{
+			"filler1": strings.Repeat("x", 4090), "filler2": strings.Repeat("x", n)}}, nil)
+		return err == nil
+	}
+	lo, hi := 0, 4096
+	require.True(t, fits(lo))
+	require.False(t, fits(hi), "a twin's tags are bounded")
+	for hi-lo > 1 {
+		if mid := (lo + hi) / 2; fits(mid) {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	require.True(t, fits(lo))
+
+	resp, body := app.do(t, http.MethodPost, "/api/reboots", `{"query":"STARTSWITH(deviceId, 'full-')"}`, nil)
+	require.Equal(t, http.StatusAccepted, resp.StatusCode, "%s", body)
+	id := decodeJSON(t, body)["id"].(string)
+	require.Equal(t, 3.0, decodeJSON(t, body)["selection"].(map[string]any)["selected"])
+	var st map[string]any
+	for range 10 {
+		tick(t, app)
+		_, body = app.do(t, http.MethodGet, "/api/reboots/"+id, "", nil)
+		if st = decodeJSON(t, body); st["state"] == "completed" {
+			break
+		}
+	}
+	require.Equal(t, "completed", st["state"], "%v", st)
+	require.Equal(t, 2.0, st["devices"], "the full device is left out")
+	_, called := calls.Load("full-z")
+	require.False(t, called, "a device outside the fleet reboot's waves is never called")
+	for _, id := range []string{"full-a", "full-b"} {
+		_, called := calls.Load(id)
+		require.True(t, called, id)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -210,15 +211,33 @@ func (d Deps) prepareFleet(ctx context.Context, rec *fleetRecord, openIDs []stri
 			_ = rec.save(ctx, d.Hub, func(r *rollout.Record) { r.TaggingUntil = recordTime(d.Now()) })
 		}
 	}()
-	begun := time.Now() // the run's own time budget, apart from d.Now's clock
-	for tagged < tagBudget && time.Since(begun) < taggingLease/2 {
-		page, err := d.Hub.NewQueryPager(query, nil).NextPage(ctx)
+	// No tag is written once half the lease has passed: a run whose
+	// writes outlived the lease would tag devices next to a run that took
+	// the lease over, or after the waves were frozen.
+	tagCtx, cancel := context.WithTimeout(ctx, taggingLease/2)
+	defer cancel()
+	untaggable := map[string]bool{} // by the last page's writes
+	for tagged < tagBudget && tagCtx.Err() == nil {
+		page, err := d.Hub.NewQueryPager(query, nil).NextPage(tagCtx)
 		if err != nil {
+			if tagCtx.Err() != nil && ctx.Err() == nil {
+				break
+			}
 			return err
 		}
-		if len(page.Items) == 0 {
+		if left := untaggedLeft(page.Items, untaggable); left == 0 && len(page.Items) < tagPage {
+			// Nothing is left but devices IoT Hub refuses to tag: the
+			// fleet reboot goes on without them rather than wait forever.
+			if len(untaggable) > 0 {
+				l.log(ctx, slog.LevelWarn, "fleet reboot leaves out devices whose tags cannot be written", rec.ID,
+					slog.Int("devices", len(untaggable)), slog.String("deviceIds", strings.Join(slices.Sorted(maps.Keys(untaggable)), ",")))
+			}
 			return d.startFleet(ctx, rec, l)
+		} else if left == 0 {
+			l.log(ctx, slog.LevelWarn, "fleet reboot cannot tag a whole page of its devices; trying again next run", rec.ID)
+			break
 		}
+		clear(untaggable)
 		rows := make([]deviceRow, 0, len(page.Items))
 		waves := make([]int, 0, len(page.Items))
 		for _, raw := range page.Items {
@@ -230,7 +249,7 @@ func (d Deps) prepareFleet(ctx context.Context, rec *fleetRecord, openIDs []stri
 			counts[w]++
 			rows, waves = append(rows, row), append(waves, w)
 		}
-		done, err := d.tagMembers(ctx, rec.ID, openIDs, rows, waves)
+		done, err := d.tagMembers(tagCtx, rec.ID, openIDs, rows, waves)
 		for i, ok := range done {
 			if !ok {
 				counts[waves[i]]--
@@ -238,16 +257,55 @@ func (d Deps) prepareFleet(ctx context.Context, rec *fleetRecord, openIDs []stri
 				tagged++
 			}
 		}
-		if err != nil {
-			return err
+		var refused *untaggableError
+		for _, e := range flatten(err) {
+			if errors.As(e, &refused) {
+				untaggable[refused.deviceID] = true
+			} else if tagCtx.Err() == nil || ctx.Err() != nil {
+				return err
+			}
 		}
-		if !anyTrue(done) {
-			// Every device listed changed or went: list again next run
-			// rather than spin on them.
+		if !anyTrue(done) && len(untaggable) < len(rows) {
+			// Every device listed changed, went or was refused: list again
+			// next run rather than spin on them. A page refused whole is
+			// listed once more, to see whether anything else is left.
 			break
 		}
 	}
 	l.log(ctx, slog.LevelInfo, "fleet reboot devices tagged", rec.ID, slog.Int("tagged", tagged))
+	return nil
+}
+
+// untaggedLeft counts the rows of a listing that are not in refused.
+func untaggedLeft(items []json.RawMessage, refused map[string]bool) int {
+	n := 0
+	for _, raw := range items {
+		var row deviceRow
+		if json.Unmarshal(raw, &row) == nil && !refused[row.DeviceID] {
+			n++
+		}
+	}
+	return n
+}
+
+// untaggableError is a device IoT Hub refuses to tag (400: its tags are
+// full, say): the same write would fail every run.
+type untaggableError struct {
+	deviceID string
+	err      error
+}
+
+func (e *untaggableError) Error() string { return e.deviceID + ": " + e.err.Error() }
+func (e *untaggableError) Unwrap() error { return e.err }
+
+// flatten lists the errors errors.Join joined; nil for none.
+func flatten(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	if err != nil {
+		return []error{err}
+	}
 	return nil
 }
 
@@ -290,6 +348,8 @@ func (d Deps) tagMember(ctx context.Context, id string, openIDs []string, row de
 			return true, nil
 		case isHubError(err, iothub.DeviceNotFound):
 			return false, nil
+		case hubStatus(err) == http.StatusBadRequest:
+			return false, &untaggableError{deviceID: row.DeviceID, err: err}
 		case !isHubError(err, iothub.PreconditionFailed):
 			return false, err
 		}
