@@ -113,10 +113,11 @@ func (r *Record) SizeList() []int {
 // Waves is the number of waves.
 func (r *Record) Waves() int { return len(r.SizeList()) }
 
-// Devices is the number of devices in all waves.
+// Devices is the number of devices in all waves (SizeList's, so that it
+// is the sum of the waves a status shows).
 func (r *Record) Devices() int {
 	n := 0
-	for _, s := range r.Sizes {
+	for _, s := range r.SizeList() {
 		n += s
 	}
 	return n
