@@ -637,11 +637,15 @@ func TestFleetRebootIdempotencyKey(t *testing.T) {
 // fleet reboots on by hand.
 const timerEnvelope = `{"Data":{"timer":{"Schedule":{"AdjustForDST":true},"ScheduleStatus":null,"IsPastDue":false}},"Metadata":{}}`
 
-// tick runs FleetRebootTimer once against the handler served by app.
-func tick(t *testing.T, app *testApp) {
+// tick runs FleetRebootTimer once against the handler served by app and
+// returns the run's Logs.
+func tick(t *testing.T, app *testApp) []string {
 	t.Helper()
 	resp, body := app.do(t, http.MethodPost, "/FleetRebootTimer", timerEnvelope, nil)
 	require.Equal(t, http.StatusOK, resp.StatusCode, "%s", body)
+	var res struct{ Logs []string }
+	require.NoError(t, json.Unmarshal(body, &res), "%s", body)
+	return res.Logs
 }
 
 // TestFleetRebootBadInput: every refusal is a problem document, and
@@ -834,12 +838,18 @@ func TestFleetRebootOnTheHeadOfAnEndedOne(t *testing.T) {
 	require.Empty(t, created["endedAt"])
 	require.Nil(t, created["abort"])
 	require.Len(t, created["waves"], 1)
+	var logs []string
 	for range 10 {
 		if status(second)["state"] == "completed" {
 			break
 		}
-		tick(t, app)
+		logs = append(logs, tick(t, app)...)
 	}
+	// The run's progress, in the invocation's Logs (docs/function-app.md).
+	job := "fleetreboot-" + second + "-w1"
+	require.Contains(t, logs, "fleet reboot wave started fleetRebootId="+second+" wave=1 devices=1 jobId="+job)
+	require.Contains(t, logs, "fleet reboot wave finished fleetRebootId="+second+" wave=1 devices=1 succeeded=1 failed=0 notOnline=0 timedOut=0 cancelled=0")
+	require.Contains(t, logs, "fleet reboot completed fleetRebootId="+second+" devices=1 succeeded=1 failed=0 cancelled=0")
 	st := status(second)
 	require.Equal(t, "completed", st["state"], "%v", st)
 	require.Equal(t, 1.0, st["devices"])

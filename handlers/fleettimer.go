@@ -175,8 +175,11 @@ func (d Deps) finish(ctx context.Context, rec *fleetRecord, state rollout.State,
 	if state != rollout.StateCompleted {
 		level = slog.LevelWarn
 	}
-	l.log(ctx, level, "fleet reboot "+string(state), rec.ID, slog.String("reason", reason), slog.Int("devices", rec.Devices()),
-		slog.Int("succeeded", total.Succeeded), slog.Int("failed", total.Failures()), slog.Int("cancelled", total.Cancelled))
+	attrs := []slog.Attr{slog.Int("devices", rec.Devices()), slog.Int("succeeded", total.Succeeded), slog.Int("failed", total.Failures()), slog.Int("cancelled", total.Cancelled)}
+	if reason != "" { // a completed one has none
+		attrs = append([]slog.Attr{slog.String("reason", reason)}, attrs...)
+	}
+	l.log(ctx, level, "fleet reboot "+string(state), rec.ID, attrs...)
 	return nil
 }
 
