@@ -25,6 +25,7 @@ func TestSizes(t *testing.T) {
 		{"rate", Waves{DevicesPerMinute: 100}, 250, []int{100, 100, 50}, ""},
 		{"exponential", Waves{Size: 1, GrowthFactor: 2}, 20, []int{1, 2, 4, 8, 5}, ""},
 		{"exponential rounds up", Waves{Size: 10, GrowthFactor: 1.5}, 100, []int{10, 15, 23, 34, 18}, ""},
+		{"exponential, a whole product in decimals", Waves{Size: 100, GrowthFactor: 1.1}, 400, []int{100, 110, 121, 69}, ""}, // 100 × 1.1 is 110.00000000000001 in float64
 		{"too many waves", Waves{Size: 1}, 51, nil, "more than 50 waves"},
 		{"fifty waves", Waves{Size: 1}, 50, nil, ""},
 		{"no devices", Waves{Size: 1}, 0, nil, "no devices"},
