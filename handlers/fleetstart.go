@@ -119,7 +119,7 @@ func handleFleetRebootStart(d Deps) http.Handler {
 		for i, s := range sizes {
 			rec.Sizes[rollout.WaveKey(i+1)] = s
 		}
-		head, err := d.writeHead(ctx, spec.condition, openIDs, rec)
+		head, err := d.writeHead(ctx, spec.condition, openIDs, rec, idempotent)
 		switch {
 		case err == errNoFreeDevice:
 			writeProblem(w, r, problem{Status: http.StatusConflict, ErrorCode: codeDevicesBusy,
@@ -176,7 +176,11 @@ var (
 // other fleet reboot's record. Same data, same first device: two racing
 // first attempts of one Idempotency-Key pick the same device, and its
 // etag lets only one of them write.
-func (d Deps) writeHead(ctx context.Context, condition string, openIDs []string, rec rollout.Record) (*fleetRecord, error) {
+//
+// Only requests of one key share an id, so only keyed requests (keyed)
+// look for a concurrent winner; a request with a fresh id has none, and
+// once its record is written it exists, whatever a later read says.
+func (d Deps) writeHead(ctx context.Context, condition string, openIDs []string, rec rollout.Record, keyed bool) (*fleetRecord, error) {
 	lastErr := errNoFreeDevice
 	for range maxHeadAttempts {
 		row, err := firstFree(ctx, d.Hub, condition, openIDs)
@@ -203,8 +207,10 @@ func (d Deps) writeHead(ctx context.Context, condition string, openIDs []string,
 		if isHubError(err, iothub.PreconditionFailed) {
 			// The device changed: another request may have made it the
 			// head of this very fleet reboot (the same Idempotency-Key).
-			if existing, err := findRecord(ctx, d.Hub, rec.ID); err != nil || existing != nil {
-				return nil, cmp.Or(err, errFleetExists)
+			if keyed {
+				if existing, err := findRecord(ctx, d.Hub, rec.ID); err != nil || existing != nil {
+					return nil, cmp.Or(err, errFleetExists)
+				}
 			}
 			lastErr = errRecordChanged
 			continue
@@ -213,6 +219,9 @@ func (d Deps) writeHead(ctx context.Context, condition string, openIDs []string,
 			return nil, err
 		}
 		head := &fleetRecord{Record: rec, HeadID: row.DeviceID, ETag: string(resp.ETag)}
+		if !keyed {
+			return head, nil
+		}
 		// A concurrent request with the same key may have written its
 		// record on another device meanwhile: the smallest device id is
 		// the record (queryRecords), and a loser takes its own back.
