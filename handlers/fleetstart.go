@@ -53,7 +53,7 @@ func handleFleetRebootStart(d Deps) http.Handler {
 				writeProblem(w, r, queryProblem(ctx, err))
 				return
 			}
-			writeProblem(w, r, hubProblem(ctx, err, call, ""))
+			writeProblem(w, r, recordWriteProblem(ctx, err))
 		}
 		if idempotent {
 			if done := d.replayFleet(w, r, id); done {
@@ -297,15 +297,19 @@ func handleFleetRebootCancel(d Deps) http.Handler {
 			}
 			if err != errRecordChanged || attempt == maxHeadAttempts-1 {
 				if ctx.Err() == nil {
-					writeProblem(w, r, hubProblem(ctx, err, callClaim, ""))
+					writeProblem(w, r, recordWriteProblem(ctx, err))
 				}
 				return
 			}
 			fresh, err := findRecord(ctx, d.Hub, rec.ID)
-			if err != nil || fresh == nil {
+			switch {
+			case err != nil:
 				if ctx.Err() == nil {
 					writeProblem(w, r, hubProblem(ctx, err, callQuery, ""))
 				}
+				return
+			case fresh == nil: // its head was deleted meanwhile
+				writeProblem(w, r, fleetNotFound(rec.ID))
 				return
 			}
 			rec = fresh
@@ -317,6 +321,21 @@ func handleFleetRebootCancel(d Deps) http.Handler {
 		}
 		d.writeFleetStatus(w, r, d.fleetStatusOf(ctx, r, rec, false))
 	})
+}
+
+// recordWriteProblem is the problem for a failed write of a fleet
+// reboot's record: a twin that changed under every attempt is said as
+// such (a retry will do), and a refusal of the app's identity names what
+// fleet reboots need, which is more than an Idempotency-Key's claim.
+func recordWriteProblem(ctx context.Context, err error) problem {
+	if errors.Is(err, errRecordChanged) {
+		return internalError("The twin that keeps the fleet reboot's record changed during every attempt to write it; nothing was written. Retry.")
+	}
+	p := hubProblem(ctx, err, callClaim, "")
+	if s := hubStatus(err); s == http.StatusUnauthorized || s == http.StatusForbidden {
+		p.Detail = fmt.Sprintf("The IoT Hub refused the app's twin update with HTTP %d %s. Fleet reboots write twin tags (ServiceConnect, or the twins/write data action) and create jobs (RegistryWrite, or jobs/read and jobs/write): a policy such as serviceAndRegistryReadWrite. Nothing was written.", s, hubErrorCode(err))
+	}
+	return p
 }
 
 // cancelWaveJob cancels wave's job if IoT Hub has not started it; a

@@ -360,11 +360,15 @@ func (d Deps) lookupFleet(w http.ResponseWriter, r *http.Request) (*fleetRecord,
 		return nil, false
 	}
 	if rec == nil {
-		writeProblem(w, r, problem{Status: http.StatusNotFound, ErrorCode: codeFleetRebootNotFound,
-			Detail: "No fleet reboot " + id + " is recorded in the IoT Hub: it never existed, or the device that kept its record (its first device) was deleted or now keeps the record of a later fleet reboot."})
+		writeProblem(w, r, fleetNotFound(id))
 		return nil, false
 	}
 	return rec, true
+}
+
+func fleetNotFound(id string) problem {
+	return problem{Status: http.StatusNotFound, ErrorCode: codeFleetRebootNotFound,
+		Detail: "No fleet reboot " + id + " is recorded in the IoT Hub: it never existed, or the device that kept its record (its first device) was deleted or now keeps the record of a later fleet reboot."}
 }
 
 // writeFleetStatus answers with st: 202 + Location + Retry-After while the
