@@ -182,8 +182,13 @@ var (
 // once its record is written it exists, whatever a later read says.
 func (d Deps) writeHead(ctx context.Context, condition string, openIDs []string, rec rollout.Record, keyed bool) (*fleetRecord, error) {
 	lastErr := errNoFreeDevice
+	var refused []string // devices whose tags cannot take the record
 	for range maxHeadAttempts {
-		row, err := firstFree(ctx, d.Hub, condition, openIDs)
+		cond := condition
+		if len(refused) > 0 {
+			cond = and(condition, "deviceId NIN "+literalList(refused))
+		}
+		row, err := firstFree(ctx, d.Hub, cond, openIDs)
 		if err != nil {
 			return nil, err
 		}
@@ -213,6 +218,12 @@ func (d Deps) writeHead(ctx context.Context, condition string, openIDs []string,
 				}
 			}
 			lastErr = errRecordChanged
+			continue
+		}
+		if hubStatus(err) == http.StatusBadRequest {
+			// Its 8 KB of tags are too full for the record: another
+			// selected device keeps it.
+			refused, lastErr = append(refused, row.DeviceID), err
 			continue
 		}
 		if err != nil {
