@@ -2,7 +2,6 @@ package handlers
 
 import (
 	"bytes"
-	"crypto/sha1"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -134,7 +133,6 @@ func (req fleetRequestJSON) validate() (fleetSpec, *problem) {
 			return bad("deviceIds must list 1 to %d devices; select more with a query on a tag.", maxFleetDeviceIDs)
 		}
 		seen := make(map[string]bool, len(req.DeviceIDs))
-		quoted := make([]string, 0, len(req.DeviceIDs))
 		for _, id := range req.DeviceIDs {
 			if err := validateDeviceID(id); err != nil {
 				p := badRequest(codeInvalidDeviceID, fmt.Sprintf("deviceIds: %v.", err))
@@ -144,9 +142,8 @@ func (req fleetRequestJSON) validate() (fleetSpec, *problem) {
 				return bad("deviceIds lists %q twice.", id)
 			}
 			seen[id] = true
-			quoted = append(quoted, quoteLiteral(id))
 		}
-		spec.condition = "deviceId IN [" + strings.Join(quoted, ", ") + "]"
+		spec.condition = "deviceId IN " + literalList(req.DeviceIDs)
 		spec.byDeviceIDs = len(req.DeviceIDs)
 		if len(spec.condition) > rollout.MaxCondition {
 			return bad("deviceIds make a query condition of %d characters, above %d; select the devices with a query on a tag.", len(spec.condition), rollout.MaxCondition)
@@ -221,16 +218,7 @@ var fleetIDNamespace = [16]byte{0x8b, 0x52, 0x0e, 0x61, 0x3f, 0xd4, 0x4a, 0x17, 
 
 // fleetIDForKey derives a fleet reboot's id from an Idempotency-Key (a
 // name-based UUID), so every retry of the request names the same one.
-func fleetIDForKey(key string) string {
-	h := sha1.New()
-	h.Write(fleetIDNamespace[:])
-	h.Write([]byte(key))
-	var b [16]byte
-	copy(b[:], h.Sum(nil))
-	b[6] = b[6]&0x0f | 0x50
-	b[8] = b[8]&0x3f | 0x80
-	return formatUUID(b)
-}
+func fleetIDForKey(key string) string { return nameUUID(fleetIDNamespace, key) }
 
 var fleetIDPattern = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
 

@@ -1,6 +1,8 @@
 package handlers_test
 
 import (
+	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -44,4 +46,43 @@ func TestLargestRecordFitsInTags(t *testing.T) {
 	patch["rebootRequests"] = claims
 	_, err = hubClient(t, hub).UpdateTwin(t.Context(), "big", iothub.TwinPatch{Tags: patch}, nil)
 	require.NoError(t, err, "the largest record does not fit in a twin's tags")
+}
+
+// TestFleetRebootsOpenAtOnceAreBounded: with 50 fleet reboots open (their
+// records written as the app writes them), a 51st is refused and nothing
+// of it is written: an open one left out of the list the exclusions come
+// from would have its devices taken. Once one ends, the next is accepted.
+func TestFleetRebootsOpenAtOnceAreBounded(t *testing.T) {
+	t.Parallel()
+	hub := localhubtest.New(t, nil)
+	app := newTestApp(t, hub, appOptions{policy: fleetAppPolicy})
+	svc := hubClient(t, hub)
+	const open = 50
+	write := func(i int, state rollout.State) {
+		id := fmt.Sprintf("cap-%02d", i)
+		rec := rollout.Record{ID: fmt.Sprintf("0f8fad5b-d9cb-469f-a165-%012d", i), State: state, CreatedAt: "2025-01-31T08:00:00.000Z",
+			Selection: "deviceId = '" + id + "'", Selected: 1, Sizes: map[string]int{"1": 1}, ResponseTimeoutSeconds: 30}
+		patch, err := handlers.RecordPatch(rec)
+		require.NoError(t, err)
+		patch["fleetReboot"] = map[string]any{"id": rec.ID, "wave": 1}
+		_, err = svc.UpdateTwin(t.Context(), id, iothub.TwinPatch{Tags: patch}, nil)
+		require.NoError(t, err)
+	}
+	for i := 1; i <= open+1; i++ {
+		_, err := hub.CreateDevice(fmt.Sprintf("cap-%02d", i))
+		require.NoError(t, err)
+	}
+	for i := 1; i <= open; i++ {
+		write(i, rollout.StateRunning)
+	}
+	resp, body := app.do(t, http.MethodPost, "/api/reboots", fmt.Sprintf(`{"deviceIds":["cap-%02d"]}`, open+1), nil)
+	p := requireProblem(t, resp, body, http.StatusConflict, "TooManyFleetReboots")
+	require.Contains(t, p["detail"], "50 fleet reboots have not ended")
+	page, err := svc.NewQueryPager("SELECT COUNT() AS n FROM devices WHERE IS_DEFINED(tags.fleetReboot)", nil).NextPage(t.Context())
+	require.NoError(t, err)
+	require.JSONEq(t, `{"n":50}`, string(page.Items[0]), "nothing of the refused one was written")
+
+	write(1, rollout.StateCompleted)
+	resp, body = app.do(t, http.MethodPost, "/api/reboots", fmt.Sprintf(`{"deviceIds":["cap-%02d"]}`, open+1), nil)
+	require.Equal(t, http.StatusAccepted, resp.StatusCode, "%s", body)
 }

@@ -637,11 +637,31 @@ func TestFleetRebootIdempotencyKey(t *testing.T) {
 // fleet reboots on by hand.
 const timerEnvelope = `{"Data":{"timer":{"Schedule":{"AdjustForDST":true},"ScheduleStatus":null,"IsPastDue":false}},"Metadata":{}}`
 
-// tick runs FleetRebootTimer once against the handler served by app.
-func tick(t *testing.T, app *testApp) {
+// tick runs FleetRebootTimer once against the handler served by app and
+// returns the run's Logs.
+func tick(t *testing.T, app *testApp) []string {
 	t.Helper()
 	resp, body := app.do(t, http.MethodPost, "/FleetRebootTimer", timerEnvelope, nil)
 	require.Equal(t, http.StatusOK, resp.StatusCode, "%s", body)
+	var res struct{ Logs []string }
+	require.NoError(t, json.Unmarshal(body, &res), "%s", body)
+	return res.Logs
+}
+
+// okDevices connects devices that answer every reboot call with 200, and
+// returns how many calls each got.
+func okDevices(t *testing.T, hub *localhub.Hub, ids ...string) map[string]*atomic.Int32 {
+	t.Helper()
+	calls := make(map[string]*atomic.Int32, len(ids))
+	for _, id := range ids {
+		n := &atomic.Int32{}
+		calls[id] = n
+		localhubtest.NewDevice(t, hub, id, func(localhubtest.MethodCall) *localhubtest.MethodReply {
+			n.Add(1)
+			return &localhubtest.MethodReply{Status: 200, Payload: []byte(`{}`)}
+		})
+	}
+	return calls
 }
 
 // TestFleetRebootBadInput: every refusal is a problem document, and
@@ -727,15 +747,7 @@ func TestFleetRebootsNeverShareADevice(t *testing.T) {
 	hub := localhubtest.New(t, nil)
 	app := newTestApp(t, hub, appOptions{policy: fleetAppPolicy})
 	svc := hubClient(t, hub)
-	calls := map[string]*atomic.Int32{}
-	for _, id := range []string{"s-1", "s-2", "s-3", "s-4"} {
-		n := &atomic.Int32{}
-		calls[id] = n
-		localhubtest.NewDevice(t, hub, id, func(localhubtest.MethodCall) *localhubtest.MethodReply {
-			n.Add(1)
-			return &localhubtest.MethodReply{Status: 200, Payload: []byte(`{}`)}
-		})
-	}
+	calls := okDevices(t, hub, "s-1", "s-2", "s-3", "s-4")
 
 	resp, body := app.do(t, http.MethodPost, "/api/reboots", `{"deviceIds":["s-1","s-2","s-3"]}`, nil)
 	require.Equal(t, http.StatusAccepted, resp.StatusCode, "%s", body)
@@ -792,4 +804,167 @@ func TestFleetRebootsNeverShareADevice(t *testing.T) {
 	resp, body = app.do(t, http.MethodPost, "/api/reboots", `{"deviceIds":["s-2","s-4"]}`, nil)
 	require.Equal(t, http.StatusAccepted, resp.StatusCode, "%s", body)
 	require.Equal(t, 0.0, decodeJSON(t, body)["selection"].(map[string]any)["excluded"])
+}
+
+// TestFleetRebootOnTheHeadOfAnEndedOne: a device that keeps an ended fleet
+// reboot's record (cancelled, with results, a reason and more waves) is
+// the head of the next: the new record replaces the old one whole, so
+// nothing of the old one (its cancel request, its waves, its results)
+// leaks into the new one, which runs on its own terms.
+func TestFleetRebootOnTheHeadOfAnEndedOne(t *testing.T) {
+	t.Parallel()
+	hub := localhubtest.New(t, nil)
+	app := newTestApp(t, hub, appOptions{policy: fleetAppPolicy})
+	svc := hubClient(t, hub)
+	calls := okDevices(t, hub, "h-1", "h-2")
+	status := func(id string) map[string]any {
+		_, body := app.do(t, http.MethodGet, "/api/reboots/"+id, "", nil)
+		return decodeJSON(t, body)
+	}
+
+	// The first: two waves, cancelled before any device was called.
+	resp, body := app.do(t, http.MethodPost, "/api/reboots", `{"deviceIds":["h-1","h-2"],"waves":{"size":1},"abort":{"maxFailedPercent":0}}`, nil)
+	require.Equal(t, http.StatusAccepted, resp.StatusCode, "%s", body)
+	first := decodeJSON(t, body)["id"].(string)
+	resp, body = app.do(t, http.MethodPost, "/api/reboots/"+first+"/cancel", "", nil)
+	require.Equal(t, http.StatusAccepted, resp.StatusCode, "%s", body)
+	tick(t, app)
+	require.Equal(t, "cancelled", status(first)["state"])
+
+	// The second over its head alone: one wave, no abort rule.
+	resp, body = app.do(t, http.MethodPost, "/api/reboots", `{"deviceIds":["h-1"]}`, nil)
+	require.Equal(t, http.StatusAccepted, resp.StatusCode, "%s", body)
+	created := decodeJSON(t, body)
+	second := created["id"].(string)
+	require.Empty(t, created["cancelRequestedAt"])
+	require.Empty(t, created["endedAt"])
+	require.Nil(t, created["abort"])
+	require.Len(t, created["waves"], 1)
+	var logs []string
+	for range 10 {
+		if status(second)["state"] == "completed" {
+			break
+		}
+		logs = append(logs, tick(t, app)...)
+	}
+	// The run's progress, in the invocation's Logs (docs/function-app.md).
+	job := "fleetreboot-" + second + "-w1"
+	require.Contains(t, logs, "fleet reboot wave started fleetRebootId="+second+" wave=1 devices=1 jobId="+job)
+	require.Contains(t, logs, "fleet reboot wave finished fleetRebootId="+second+" wave=1 devices=1 succeeded=1 failed=0 notOnline=0 timedOut=0 cancelled=0")
+	require.Contains(t, logs, "fleet reboot completed fleetRebootId="+second+" devices=1 succeeded=1 failed=0 cancelled=0")
+	st := status(second)
+	require.Equal(t, "completed", st["state"], "%v", st)
+	require.Equal(t, 1.0, st["devices"])
+	require.Equal(t, map[string]any{"devices": 1.0, "pending": 0.0, "running": 0.0, "succeeded": 1.0, "failed": 0.0,
+		"notOnline": 0.0, "timedOut": 0.0, "cancelled": 0.0, "skipped": 0.0}, st["totals"])
+	require.EqualValues(t, 1, calls["h-1"].Load(), "h-1 was rebooted once, by the second")
+	require.Zero(t, calls["h-2"].Load(), "h-2 was in the cancelled one only")
+
+	twin, err := svc.GetTwin(t.Context(), "h-1", nil)
+	require.NoError(t, err)
+	rec := twin.Tags["fleetRebootRecord"].(map[string]any)
+	for _, field := range []string{"cancelRequestedAt", "abort", "reason"} {
+		require.NotContains(t, rec, field, "left over from the first fleet reboot")
+	}
+	require.Equal(t, 1.0, rec["byDeviceIds"])
+	require.Equal(t, map[string]any{"1": 1.0}, rec["sizes"])
+}
+
+// TestFleetRebootsCreatedTogetherOverOneDevice: requests that race over
+// the same device, none of which sees the others' records when it starts,
+// make one fleet reboot; the others are refused (DevicesBusy), and no
+// record answered with 202 is overwritten by a later one.
+func TestFleetRebootsCreatedTogetherOverOneDevice(t *testing.T) {
+	t.Parallel()
+	hub := localhubtest.New(t, nil)
+	app := newTestApp(t, hub, appOptions{policy: fleetAppPolicy})
+	_, err := hub.CreateDevice("race-1")
+	require.NoError(t, err)
+	const n = 4
+	codes := make([]int, n)
+	bodies := make([][]byte, n)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, app.URL+"/api/reboots", strings.NewReader(`{"deviceIds":["race-1"]}`))
+			if err != nil {
+				return
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return
+			}
+			defer resp.Body.Close()
+			codes[i] = resp.StatusCode
+			bodies[i], _ = io.ReadAll(resp.Body)
+		})
+	}
+	close(start)
+	wg.Wait()
+	created := 0
+	for i := range n {
+		switch codes[i] {
+		case http.StatusAccepted:
+			created++
+			id := decodeJSON(t, bodies[i])["id"].(string)
+			resp, body := app.do(t, http.MethodGet, "/api/reboots/"+id, "", nil)
+			require.Equal(t, http.StatusAccepted, resp.StatusCode, "fleet reboot %s answered 202 and then lost: %s", id, body)
+		case http.StatusConflict:
+			require.Equal(t, "DevicesBusy", decodeJSON(t, bodies[i])["errorCode"])
+		default:
+			t.Fatalf("request %d: %d %s", i, codes[i], bodies[i])
+		}
+	}
+	require.Equal(t, 1, created, "one fleet reboot over one device")
+}
+
+// TestFleetRebootGoesOnWithoutDevicesItCannotTag: a selected device whose
+// tags are full (IoT Hub refuses the record and the membership tag with
+// 400) is neither the head nor a member: the request picks another head,
+// the tagging leaves it out with a warning, and the others are rebooted;
+// the fleet reboot does not wait for it forever.
+func TestFleetRebootGoesOnWithoutDevicesItCannotTag(t *testing.T) {
+	t.Parallel()
+	hub := localhubtest.New(t, nil)
+	app := newTestApp(t, hub, appOptions{policy: fleetAppPolicy})
+	svc := hubClient(t, hub)
+	calls := okDevices(t, hub, "full-a", "full-b", "full-c")
+	// Fill full-a's tags to within a few bytes of their 8 KB (a string
+	// holds at most 4 KB).
+	fits := func(n int) bool {
+		_, err := svc.UpdateTwin(t.Context(), "full-a", iothub.TwinPatch{Tags: map[string]any{
+			"filler1": strings.Repeat("x", 4090), "filler2": strings.Repeat("x", n)}}, nil)
+		return err == nil
+	}
+	lo, hi := 0, 4096
+	require.True(t, fits(lo))
+	require.False(t, fits(hi), "a twin's tags are bounded")
+	for hi-lo > 1 {
+		if mid := (lo + hi) / 2; fits(mid) {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	require.True(t, fits(lo))
+
+	resp, body := app.do(t, http.MethodPost, "/api/reboots", `{"query":"STARTSWITH(deviceId, 'full-')"}`, nil)
+	require.Equal(t, http.StatusAccepted, resp.StatusCode, "%s", body)
+	id := decodeJSON(t, body)["id"].(string)
+	require.Equal(t, 3.0, decodeJSON(t, body)["selection"].(map[string]any)["selected"])
+	var st map[string]any
+	for range 10 {
+		tick(t, app)
+		_, body = app.do(t, http.MethodGet, "/api/reboots/"+id, "", nil)
+		if st = decodeJSON(t, body); st["state"] == "completed" {
+			break
+		}
+	}
+	require.Equal(t, "completed", st["state"], "%v", st)
+	require.Equal(t, 2.0, st["devices"], "the full device is left out")
+	require.Zero(t, calls["full-a"].Load(), "a device outside the fleet reboot's waves is never called")
+	require.EqualValues(t, 1, calls["full-b"].Load())
+	require.EqualValues(t, 1, calls["full-c"].Load())
 }

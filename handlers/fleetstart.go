@@ -53,7 +53,7 @@ func handleFleetRebootStart(d Deps) http.Handler {
 				writeProblem(w, r, queryProblem(ctx, err))
 				return
 			}
-			writeProblem(w, r, hubProblem(ctx, err, call, ""))
+			writeProblem(w, r, recordWriteProblem(ctx, err))
 		}
 		if idempotent {
 			if done := d.replayFleet(w, r, id); done {
@@ -64,6 +64,11 @@ func handleFleetRebootStart(d Deps) http.Handler {
 		open, _, err := openRecords(ctx, d.Hub)
 		if err != nil {
 			fail(err, callQuery)
+			return
+		}
+		if len(open) >= maxOpenFleetReboots {
+			writeProblem(w, r, problem{Status: http.StatusConflict, ErrorCode: codeTooManyFleetReboots,
+				Detail: fmt.Sprintf("%d fleet reboots have not ended, the most there may be at once; nothing was created. Wait for one to end, or cancel one.", len(open))})
 			return
 		}
 		var openIDs []string
@@ -114,7 +119,7 @@ func handleFleetRebootStart(d Deps) http.Handler {
 		for i, s := range sizes {
 			rec.Sizes[rollout.WaveKey(i+1)] = s
 		}
-		head, err := d.writeHead(ctx, spec.condition, openIDs, rec)
+		head, err := d.writeHead(ctx, spec.condition, openIDs, rec, idempotent)
 		switch {
 		case err == errNoFreeDevice:
 			writeProblem(w, r, problem{Status: http.StatusConflict, ErrorCode: codeDevicesBusy,
@@ -133,7 +138,7 @@ func handleFleetRebootStart(d Deps) http.Handler {
 		}
 		d.logFleet(ctx, slog.LevelInfo, "fleet reboot created", id, slog.String("headDeviceId", head.HeadID),
 			slog.Int("devices", free), slog.Int("excluded", excluded), slog.Int("waves", len(sizes)))
-		d.writeFleetStatus(w, r, d.fleetStatusOf(ctx, r, head, false), http.StatusOK)
+		d.writeFleetStatus(w, r, d.fleetStatusOf(ctx, r, head, false))
 	})
 }
 
@@ -154,14 +159,10 @@ func (d Deps) replayFleet(w http.ResponseWriter, r *http.Request, id string) boo
 	w.Header().Set(headerIdempotentReplayed, "true")
 	st := d.fleetStatusOf(r.Context(), r, rec, false)
 	st.Replayed = true
-	if !st.State.Finished() {
-		d.writeFleetStatus(w, r, st, http.StatusOK)
-		return true
-	}
 	// A finished fleet reboot still answers with its Location, as the
 	// first answer did.
 	w.Header().Set("Location", st.StatusURL)
-	writeJSON(w, http.StatusOK, st)
+	d.writeFleetStatus(w, r, st)
 	return true
 }
 
@@ -175,36 +176,63 @@ var (
 // other fleet reboot's record. Same data, same first device: two racing
 // first attempts of one Idempotency-Key pick the same device, and its
 // etag lets only one of them write.
-func (d Deps) writeHead(ctx context.Context, condition string, openIDs []string, rec rollout.Record) (*fleetRecord, error) {
-	patch, err := recordPatch(rec)
-	if err != nil {
-		return nil, err
-	}
-	patch[memberTag] = map[string]any{"id": rec.ID, "wave": 1}
+//
+// Only requests of one key share an id, so only keyed requests (keyed)
+// look for a concurrent winner; a request with a fresh id has none, and
+// once its record is written it exists, whatever a later read says.
+func (d Deps) writeHead(ctx context.Context, condition string, openIDs []string, rec rollout.Record, keyed bool) (*fleetRecord, error) {
 	lastErr := errNoFreeDevice
+	var refused []string // devices whose tags cannot take the record
 	for range maxHeadAttempts {
-		row, err := firstFree(ctx, d.Hub, condition, openIDs)
+		cond := condition
+		if len(refused) > 0 {
+			cond = and(condition, "deviceId NIN "+literalList(refused))
+		}
+		row, err := firstFree(ctx, d.Hub, cond, openIDs)
 		if err != nil {
 			return nil, err
 		}
 		if row == nil {
 			return nil, errNoFreeDevice
 		}
+		patch, err := recordPatch(rec)
+		if err != nil {
+			return nil, err
+		}
+		// The device may keep an ended fleet reboot's record: the new one
+		// replaces it whole, or the old one's cancel request, results and
+		// waves would merge into it.
+		var old map[string]any
+		if json.Unmarshal(row.Record, &old) == nil && old != nil {
+			patch[recordTag] = replacing(old, patch[recordTag].(map[string]any))
+		}
+		patch[memberTag] = map[string]any{"id": rec.ID, "wave": 1}
 		etag := azcore.ETag(row.ETag)
 		resp, err := d.Hub.UpdateTwin(ctx, row.DeviceID, iothub.TwinPatch{Tags: patch}, &iothub.UpdateTwinOptions{IfMatch: &etag})
 		if isHubError(err, iothub.PreconditionFailed) {
 			// The device changed: another request may have made it the
 			// head of this very fleet reboot (the same Idempotency-Key).
-			if existing, err := findRecord(ctx, d.Hub, rec.ID); err != nil || existing != nil {
-				return nil, cmp.Or(err, errFleetExists)
+			if keyed {
+				if existing, err := findRecord(ctx, d.Hub, rec.ID); err != nil || existing != nil {
+					return nil, cmp.Or(err, errFleetExists)
+				}
 			}
 			lastErr = errRecordChanged
+			continue
+		}
+		if hubStatus(err) == http.StatusBadRequest {
+			// Its 8 KB of tags are too full for the record: another
+			// selected device keeps it.
+			refused, lastErr = append(refused, row.DeviceID), err
 			continue
 		}
 		if err != nil {
 			return nil, err
 		}
 		head := &fleetRecord{Record: rec, HeadID: row.DeviceID, ETag: string(resp.ETag)}
+		if !keyed {
+			return head, nil
+		}
 		// A concurrent request with the same key may have written its
 		// record on another device meanwhile: the smallest device id is
 		// the record (queryRecords), and a loser takes its own back.
@@ -213,7 +241,7 @@ func (d Deps) writeHead(ctx context.Context, condition string, openIDs []string,
 			return nil, err
 		}
 		if winner != nil && winner.HeadID != head.HeadID {
-			if err := removeRecord(ctx, d.Hub, head); err != nil {
+			if err := removeRecord(ctx, d.Hub, head, true); err != nil {
 				return nil, err
 			}
 			return nil, errFleetExists
@@ -230,16 +258,17 @@ type deviceRow struct {
 }
 
 // firstFree returns the first device the condition selects that belongs
-// to no open fleet reboot, preferring one without a record; nil if none.
-func firstFree(ctx context.Context, hub *iothub.Client, condition string, openIDs []string) (*deviceRow, error) {
+// to no open fleet reboot, preferring one without a record, with the
+// record it keeps; nil if none.
+func firstFree(ctx context.Context, hub *iothub.Client, condition string, openIDs []string) (*recordRow, error) {
 	free := and(condition, freeCondition(openIDs))
 	for _, cond := range []string{and(free, "NOT IS_DEFINED(tags."+recordTag+")"), free} {
-		page, err := hub.NewQueryPager("SELECT TOP 1 deviceId, etag FROM devices"+where(cond), nil).NextPage(ctx)
+		page, err := hub.NewQueryPager("SELECT TOP 1 deviceId, etag, tags."+recordTag+" FROM devices"+where(cond), nil).NextPage(ctx)
 		if err != nil {
 			return nil, err
 		}
 		for _, raw := range page.Items {
-			var row deviceRow
+			var row recordRow
 			if json.Unmarshal(raw, &row) == nil && row.DeviceID != "" {
 				return &row, nil
 			}
@@ -279,38 +308,58 @@ func handleFleetRebootCancel(d Deps) http.Handler {
 			}
 			if err != errRecordChanged || attempt == maxHeadAttempts-1 {
 				if ctx.Err() == nil {
-					writeProblem(w, r, hubProblem(ctx, err, callClaim, ""))
+					writeProblem(w, r, recordWriteProblem(ctx, err))
 				}
 				return
 			}
 			fresh, err := findRecord(ctx, d.Hub, rec.ID)
-			if err != nil || fresh == nil {
+			switch {
+			case err != nil:
 				if ctx.Err() == nil {
 					writeProblem(w, r, hubProblem(ctx, err, callQuery, ""))
 				}
+				return
+			case fresh == nil: // its head was deleted meanwhile
+				writeProblem(w, r, fleetNotFound(rec.ID))
 				return
 			}
 			rec = fresh
 		}
 		if rec.State == rollout.StateRunning && rec.Wave > 0 {
 			if _, ok := rec.Result(rec.Wave); !ok {
-				d.cancelWaveJob(ctx, rec)
+				d.cancelWaveJob(ctx, rec.ID, rec.Wave)
 			}
 		}
-		d.writeFleetStatus(w, r, d.fleetStatusOf(ctx, r, rec, false), http.StatusOK)
+		d.writeFleetStatus(w, r, d.fleetStatusOf(ctx, r, rec, false))
 	})
 }
 
-// cancelWaveJob cancels the current wave's job if IoT Hub has not started
-// it; a running or finished job answers 405, which changes nothing.
-func (d Deps) cancelWaveJob(ctx context.Context, rec *fleetRecord) {
-	_, err := d.Hub.CancelJob(ctx, rollout.WaveJobID(rec.ID, rec.Wave), nil)
+// recordWriteProblem is the problem for a failed write of a fleet
+// reboot's record: a twin that changed under every attempt is said as
+// such (a retry will do), and a refusal of the app's identity names what
+// fleet reboots need, which is more than an Idempotency-Key's claim.
+func recordWriteProblem(ctx context.Context, err error) problem {
+	if errors.Is(err, errRecordChanged) {
+		return internalError("The twin that keeps the fleet reboot's record changed during every attempt to write it; nothing was written. Retry.")
+	}
+	p := hubProblem(ctx, err, callClaim, "")
+	if s := hubStatus(err); s == http.StatusUnauthorized || s == http.StatusForbidden {
+		p.Detail = fmt.Sprintf("The IoT Hub refused the app's twin update with HTTP %d %s. Fleet reboots write twin tags (ServiceConnect, or the twins/write data action) and create jobs (RegistryWrite, or jobs/read and jobs/write): a policy such as serviceAndRegistryReadWrite. Nothing was written.", s, hubErrorCode(err))
+	}
+	return p
+}
+
+// cancelWaveJob cancels wave's job if IoT Hub has not started it; a
+// running or finished job answers 405, and a job not created yet 404,
+// which change nothing.
+func (d Deps) cancelWaveJob(ctx context.Context, id string, wave int) {
+	_, err := d.Hub.CancelJob(ctx, rollout.WaveJobID(id, wave), nil)
 	switch {
 	case err == nil:
-		d.logFleet(ctx, slog.LevelInfo, "fleet reboot wave's job cancelled before it started", rec.ID, slog.Int("wave", rec.Wave))
+		d.logFleet(ctx, slog.LevelInfo, "fleet reboot wave's job cancelled before it started", id, slog.Int("wave", wave))
 	case isHubError(err, iothub.OperationNotAllowedInCurrentState), isHubError(err, iothub.JobNotFound):
 	default:
-		d.logFleet(ctx, slog.LevelWarn, "cancelling the wave's job failed; the wave runs to its end", rec.ID,
-			append([]slog.Attr{slog.Int("wave", rec.Wave)}, hubErrorAttrs(err)...)...)
+		d.logFleet(ctx, slog.LevelWarn, "cancelling the wave's job failed; the wave runs to its end", id,
+			append([]slog.Attr{slog.Int("wave", wave)}, hubErrorAttrs(err)...)...)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -195,12 +196,17 @@ func (d Deps) fleetStatusOf(ctx context.Context, r *http.Request, rec *fleetReco
 // fleet reboot id: its id as requestId, a lastReboot, and a status that is
 // not "rebooting" or a failure (the device contract, docs/function-app.md).
 func rebootedCondition(id string) string {
-	const r = "properties.reported.iothubDM.reboot."
-	states := make([]string, 0, len(inProgressStatuses)+len(failedStatuses))
-	for _, s := range append(append([]string(nil), inProgressStatuses...), failedStatuses...) {
-		states = append(states, quoteLiteral(s))
-	}
-	return r + "requestId = " + quoteLiteral(id) + " AND IS_DEFINED(" + r + "lastReboot) AND (NOT IS_DEFINED(" + r + "status) OR " + r + "status NIN [" + strings.Join(states, ", ") + "])"
+	return and(rebootReported+"requestId = "+quoteLiteral(id), "IS_DEFINED("+rebootReported+"lastReboot)",
+		statusNotIn(slices.Concat(inProgressStatuses, failedStatuses)))
+}
+
+// rebootReported is the prefix of the reboot's reported properties.
+const rebootReported = "properties.reported.iothubDM.reboot."
+
+// statusNotIn selects devices whose reported reboot status is none of
+// statuses, or that report none.
+func statusNotIn(statuses []string) string {
+	return "NOT IS_DEFINED(" + rebootReported + "status) OR " + rebootReported + "status NIN " + literalList(statuses)
 }
 
 // liveWaveCounts fills the running wave's counts from its job's statistics:
@@ -230,9 +236,9 @@ func (d Deps) failedDevices(ctx context.Context, rec *fleetRecord) ([]failedDevi
 	truncated := false
 	jobs := make([]string, 0, rec.Wave)
 	for w := 1; w <= rec.Wave; w++ {
-		jobs = append(jobs, quoteLiteral(rollout.WaveJobID(rec.ID, w)))
+		jobs = append(jobs, rollout.WaveJobID(rec.ID, w))
 	}
-	pager := d.Hub.NewDeviceJobsPager("SELECT * FROM devices.jobs WHERE devices.jobs.jobId IN ["+strings.Join(jobs, ", ")+"] AND devices.jobs.status = 'failed'",
+	pager := d.Hub.NewDeviceJobsPager("SELECT * FROM devices.jobs WHERE devices.jobs.jobId IN "+literalList(jobs)+" AND devices.jobs.status = 'failed'",
 		&iothub.QueryOptions{PageSize: maxFailedDevices})
 	page, err := pager.NextPage(ctx)
 	if err != nil {
@@ -264,13 +270,9 @@ func (d Deps) failedDevices(ctx context.Context, rec *fleetRecord) ([]failedDevi
 
 	// Devices that answered the method but report the reboot failed (or
 	// refused it with a status outside 2xx and said why in their twin).
-	const r = "properties.reported.iothubDM.reboot"
-	failed := make([]string, len(failedStatuses))
-	for i, s := range failedStatuses {
-		failed[i] = quoteLiteral(s)
-	}
-	query := "SELECT TOP " + strconv.Itoa(maxFailedDevices) + " deviceId, tags." + memberTag + ".wave AS wave, " + r + " AS reboot FROM devices WHERE " +
-		and(memberCondition(rec.ID, 0), r+".requestId = "+quoteLiteral(rec.ID), r+".status IN ["+strings.Join(failed, ", ")+"]")
+	query := "SELECT TOP " + strconv.Itoa(maxFailedDevices) + " deviceId, tags." + memberTag + ".wave AS wave, " +
+		strings.TrimSuffix(rebootReported, ".") + " AS reboot FROM devices WHERE " +
+		and(memberCondition(rec.ID, 0), rebootReported+"requestId = "+quoteLiteral(rec.ID), rebootReported+"status IN "+literalList(failedStatuses))
 	twins, err := d.Hub.NewQueryPager(query, nil).NextPage(ctx)
 	if err != nil {
 		d.logFleet(ctx, slog.LevelWarn, "fleet reboot status: listing devices reporting a failed reboot failed", rec.ID, hubErrorAttrs(err)...)
@@ -305,20 +307,10 @@ func (d Deps) failedDevices(ctx context.Context, rec *fleetRecord) ([]failedDevi
 // reboot's requestId without reporting it failed: they received the call
 // and rebooted, or are rebooting, whatever the hub recorded.
 func devicesThatActed(ctx context.Context, hub *iothub.Client, id string, ids []string) (map[string]bool, error) {
-	const r = "properties.reported.iothubDM.reboot."
-	failed := make([]string, len(failedStatuses))
-	for i, s := range failedStatuses {
-		failed[i] = quoteLiteral(s)
-	}
-	notFailed := "(NOT IS_DEFINED(" + r + "status) OR " + r + "status NIN [" + strings.Join(failed, ", ") + "])"
 	acted := map[string]bool{}
-	for start := 0; start < len(ids); start += maxFleetDeviceIDs {
-		chunk := ids[start:min(len(ids), start+maxFleetDeviceIDs)]
-		quoted := make([]string, len(chunk))
-		for i, d := range chunk {
-			quoted[i] = quoteLiteral(d)
-		}
-		query := "SELECT deviceId FROM devices WHERE deviceId IN [" + strings.Join(quoted, ", ") + "] AND " + r + "requestId = " + quoteLiteral(id) + " AND " + notFailed
+	for chunk := range slices.Chunk(ids, maxFleetDeviceIDs) {
+		query := "SELECT deviceId FROM devices WHERE " +
+			and("deviceId IN "+literalList(chunk), rebootReported+"requestId = "+quoteLiteral(id), statusNotIn(failedStatuses))
 		pager := hub.NewQueryPager(query, &iothub.QueryOptions{PageSize: 100})
 		for pager.More() {
 			page, err := pager.NextPage(ctx)
@@ -347,7 +339,7 @@ func handleFleetRebootStatus(d Deps) http.Handler {
 		if !ok {
 			return
 		}
-		d.writeFleetStatus(w, r, d.fleetStatusOf(r.Context(), r, rec, true), http.StatusOK)
+		d.writeFleetStatus(w, r, d.fleetStatusOf(r.Context(), r, rec, true))
 	})
 }
 
@@ -368,23 +360,27 @@ func (d Deps) lookupFleet(w http.ResponseWriter, r *http.Request) (*fleetRecord,
 		return nil, false
 	}
 	if rec == nil {
-		writeProblem(w, r, problem{Status: http.StatusNotFound, ErrorCode: codeFleetRebootNotFound,
-			Detail: "No fleet reboot " + id + " is recorded in the IoT Hub: it never existed, or the device that kept its record (its first device) was deleted or now keeps the record of a later fleet reboot."})
+		writeProblem(w, r, fleetNotFound(id))
 		return nil, false
 	}
 	return rec, true
 }
 
+func fleetNotFound(id string) problem {
+	return problem{Status: http.StatusNotFound, ErrorCode: codeFleetRebootNotFound,
+		Detail: "No fleet reboot " + id + " is recorded in the IoT Hub: it never existed, or the device that kept its record (its first device) was deleted or now keeps the record of a later fleet reboot."}
+}
+
 // writeFleetStatus answers with st: 202 + Location + Retry-After while the
-// fleet reboot is open, else ok.
-func (d Deps) writeFleetStatus(w http.ResponseWriter, r *http.Request, st fleetStatus, ok int) {
+// fleet reboot is open, else 200.
+func (d Deps) writeFleetStatus(w http.ResponseWriter, r *http.Request, st fleetStatus) {
 	if !st.State.Finished() {
 		w.Header().Set("Location", st.StatusURL)
 		w.Header().Set("Retry-After", strconv.Itoa(fleetRetryAfter))
 		writeJSON(w, http.StatusAccepted, st)
 		return
 	}
-	writeJSON(w, ok, st)
+	writeJSON(w, http.StatusOK, st)
 }
 
 // logFleet logs a line about fleet reboot id.

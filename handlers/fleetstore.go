@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -22,9 +23,16 @@ import (
 // conditional on the twin's etag, so two instances of the app, or a timer
 // invocation overlapping a request, never overwrite each other's work.
 
-// maxOpenFleetReboots bounds the fleet reboots the timer moves on and the
-// app excludes devices for: their ids go into every selection's query.
-const maxOpenFleetReboots = 50
+// maxOpenFleetReboots bounds the fleet reboots open at once: their ids go
+// into every selection's query, to exclude their devices. A request over
+// the bound is refused (TooManyFleetReboots), since an open fleet reboot
+// left out of the list would have its devices taken by another.
+// openRecordsRead leaves room for requests that raced past the bound
+// together, so that every open one is still read.
+const (
+	maxOpenFleetReboots = 50
+	openRecordsRead     = maxOpenFleetReboots + 10
+)
 
 // errRecordChanged: the head twin changed since the record was read.
 var errRecordChanged = errors.New("the fleet reboot's record changed since it was read")
@@ -78,10 +86,16 @@ func queryRecords(ctx context.Context, hub *iothub.Client, where string, max int
 }
 
 // removeRecord deletes a duplicate record from its twin, if the twin has
-// not changed since it was read.
-func removeRecord(ctx context.Context, hub *iothub.Client, dup *fleetRecord) error {
+// not changed since it was read, and with member its membership: a request
+// that lost the race for its own key takes back all it wrote, since its
+// body, and so its selection, may not be the winner's.
+func removeRecord(ctx context.Context, hub *iothub.Client, dup *fleetRecord, member bool) error {
+	patch := map[string]any{recordTag: nil}
+	if member {
+		patch[memberTag] = nil
+	}
 	etag := azcore.ETag(dup.ETag)
-	_, err := hub.UpdateTwin(ctx, dup.HeadID, iothub.TwinPatch{Tags: map[string]any{recordTag: nil}}, &iothub.UpdateTwinOptions{IfMatch: &etag})
+	_, err := hub.UpdateTwin(ctx, dup.HeadID, iothub.TwinPatch{Tags: patch}, &iothub.UpdateTwinOptions{IfMatch: &etag})
 	if isHubError(err, iothub.PreconditionFailed) || isHubError(err, iothub.DeviceNotFound) {
 		return nil
 	}
@@ -100,11 +114,7 @@ func findRecord(ctx context.Context, hub *iothub.Client, id string) (*fleetRecor
 // openRecords reads the records of the fleet reboots that are not
 // finished, and duplicates of them (see queryRecords).
 func openRecords(ctx context.Context, hub *iothub.Client) (recs, dups []*fleetRecord, err error) {
-	states := make([]string, len(rollout.Open))
-	for i, s := range rollout.Open {
-		states[i] = quoteLiteral(string(s))
-	}
-	return queryRecords(ctx, hub, "tags."+recordTag+".state IN ["+strings.Join(states, ", ")+"]", maxOpenFleetReboots)
+	return queryRecords(ctx, hub, "tags."+recordTag+".state IN "+literalList(rollout.Open), openRecordsRead)
 }
 
 // save applies change to the record and writes it to the head twin if the
@@ -112,8 +122,8 @@ func openRecords(ctx context.Context, hub *iothub.Client) (recs, dups []*fleetRe
 // success rec holds what was written and the twin's new etag.
 func (rec *fleetRecord) save(ctx context.Context, hub *iothub.Client, change func(*rollout.Record)) error {
 	next := rec.Record
-	next.Sizes = cloneMap(rec.Sizes)
-	next.Results = cloneMap(rec.Results)
+	next.Sizes = maps.Clone(rec.Sizes)
+	next.Results = maps.Clone(rec.Results)
 	change(&next)
 	patch, err := recordPatch(next)
 	if err != nil {
@@ -132,6 +142,28 @@ func (rec *fleetRecord) save(ctx context.Context, hub *iothub.Client, change fun
 	return nil
 }
 
+// replacing returns the JSON merge patch (RFC 7396) that turns the object
+// old into next: next's members, and null for each member of old that next
+// lacks, at every level of nested objects.
+func replacing(old, next map[string]any) map[string]any {
+	out := make(map[string]any, len(next)+len(old))
+	for k := range old {
+		if _, ok := next[k]; !ok {
+			out[k] = nil
+		}
+	}
+	for k, v := range next {
+		nv, isObj := v.(map[string]any)
+		ov, wasObj := old[k].(map[string]any)
+		if isObj && wasObj {
+			out[k] = replacing(ov, nv)
+			continue
+		}
+		out[k] = v
+	}
+	return out
+}
+
 // recordPatch renders the record as a tags patch. A JSON merge patch of
 // the whole record: fields are never removed (rollout.Record says why).
 func recordPatch(rec rollout.Record) (map[string]any, error) {
@@ -146,17 +178,6 @@ func recordPatch(rec rollout.Record) (map[string]any, error) {
 	return map[string]any{recordTag: m}, nil
 }
 
-func cloneMap[V any](m map[string]V) map[string]V {
-	if m == nil {
-		return nil
-	}
-	out := make(map[string]V, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
-}
-
 // memberCondition selects a fleet reboot's devices, or one wave of them.
 func memberCondition(id string, wave int) string {
 	c := "tags." + memberTag + ".id = " + quoteLiteral(id)
@@ -167,27 +188,33 @@ func memberCondition(id string, wave int) string {
 }
 
 // freeCondition selects devices that belong to none of the fleet
-// reboots ids; "" when ids is empty. IS_DEFINED, because a comparison with
-// an undefined property is undefined, and so false, even under NOT.
+// reboots ids and keep no open fleet reboot's record. The ids are a list
+// read moments before; the record is on the device itself, so a head
+// written since (by a request racing this one) is never taken from its
+// fleet reboot. IS_DEFINED, because a comparison with an undefined
+// property is undefined, and so false, even under NOT.
 func freeCondition(ids []string) string {
+	noOpenRecord := "NOT IS_DEFINED(tags." + recordTag + ".state) OR tags." + recordTag + ".state NIN " + literalList(rollout.Open)
 	if len(ids) == 0 {
-		return ""
+		return noOpenRecord
 	}
-	quoted := make([]string, len(ids))
-	for i, id := range ids {
-		quoted[i] = quoteLiteral(id)
-	}
-	return "(NOT IS_DEFINED(tags." + memberTag + ".id) OR tags." + memberTag + ".id NIN [" + strings.Join(quoted, ", ") + "])"
+	return and(noOpenRecord, "NOT IS_DEFINED(tags."+memberTag+".id) OR tags."+memberTag+".id NIN "+literalList(ids))
 }
 
 // busyCondition selects devices that belong to one of the fleet reboots
 // ids.
 func busyCondition(ids []string) string {
-	quoted := make([]string, len(ids))
-	for i, id := range ids {
-		quoted[i] = quoteLiteral(id)
+	return "tags." + memberTag + ".id IN " + literalList(ids)
+}
+
+// literalList renders values as a query's list of string literals, for IN
+// and NIN: ['a', 'b'].
+func literalList[S ~string](values []S) string {
+	quoted := make([]string, len(values))
+	for i, v := range values {
+		quoted[i] = quoteLiteral(string(v))
 	}
-	return "tags." + memberTag + ".id IN [" + strings.Join(quoted, ", ") + "]"
+	return "[" + strings.Join(quoted, ", ") + "]"
 }
 
 // and joins conditions, each in parentheses, leaving out empty ones; ""

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -119,7 +121,7 @@ func (d Deps) advanceFleets(ctx context.Context, l *runLog) error {
 	}
 	for _, dup := range dups {
 		// A request that lost a race stopped before taking its record back.
-		if err := removeRecord(ctx, d.Hub, dup); err != nil {
+		if err := removeRecord(ctx, d.Hub, dup, false); err != nil {
 			l.log(ctx, slog.LevelWarn, "removing a duplicate fleet reboot record failed", dup.ID, append([]slog.Attr{slog.String("deviceId", dup.HeadID)}, hubErrorAttrs(err)...)...)
 		}
 	}
@@ -173,8 +175,11 @@ func (d Deps) finish(ctx context.Context, rec *fleetRecord, state rollout.State,
 	if state != rollout.StateCompleted {
 		level = slog.LevelWarn
 	}
-	l.log(ctx, level, "fleet reboot "+string(state), rec.ID, slog.String("reason", reason), slog.Int("devices", rec.Devices()),
-		slog.Int("succeeded", total.Succeeded), slog.Int("failed", total.Failures()), slog.Int("cancelled", total.Cancelled))
+	attrs := []slog.Attr{slog.Int("devices", rec.Devices()), slog.Int("succeeded", total.Succeeded), slog.Int("failed", total.Failures()), slog.Int("cancelled", total.Cancelled)}
+	if reason != "" { // a completed one has none
+		attrs = append([]slog.Attr{slog.String("reason", reason)}, attrs...)
+	}
+	l.log(ctx, level, "fleet reboot "+string(state), rec.ID, attrs...)
 	return nil
 }
 
@@ -202,14 +207,40 @@ func (d Deps) prepareFleet(ctx context.Context, rec *fleetRecord, openIDs []stri
 	cond := and(rec.Selection, freeCondition(openIDs))
 	query := fmt.Sprintf("SELECT TOP %d deviceId, etag FROM devices%s", tagPage, where(cond))
 	tagged := 0
-	for tagged < tagBudget && time.Since(now) < taggingLease/2 {
-		page, err := d.Hub.NewQueryPager(query, nil).NextPage(ctx)
+	// The run gives the lease back when it stops short of the end, so the
+	// next run (seconds later) goes on instead of waiting out the lease.
+	defer func() {
+		if rec.State == rollout.StateScheduled {
+			_ = rec.save(ctx, d.Hub, func(r *rollout.Record) { r.TaggingUntil = recordTime(d.Now()) })
+		}
+	}()
+	// No tag is written once half the lease has passed: a run whose
+	// writes outlived the lease would tag devices next to a run that took
+	// the lease over, or after the waves were frozen.
+	tagCtx, cancel := context.WithTimeout(ctx, taggingLease/2)
+	defer cancel()
+	untaggable := map[string]bool{} // by the last page's writes
+	for tagged < tagBudget && tagCtx.Err() == nil {
+		page, err := d.Hub.NewQueryPager(query, nil).NextPage(tagCtx)
 		if err != nil {
+			if tagCtx.Err() != nil && ctx.Err() == nil {
+				break
+			}
 			return err
 		}
-		if len(page.Items) == 0 {
+		if left := untaggedLeft(page.Items, untaggable); left == 0 && len(page.Items) < tagPage {
+			// Nothing is left but devices IoT Hub refuses to tag: the
+			// fleet reboot goes on without them rather than wait forever.
+			if len(untaggable) > 0 {
+				l.log(ctx, slog.LevelWarn, "fleet reboot leaves out devices whose tags cannot be written", rec.ID,
+					slog.Int("devices", len(untaggable)), slog.String("deviceIds", strings.Join(slices.Sorted(maps.Keys(untaggable)), ",")))
+			}
 			return d.startFleet(ctx, rec, l)
+		} else if left == 0 {
+			l.log(ctx, slog.LevelWarn, "fleet reboot cannot tag a whole page of its devices; trying again next run", rec.ID)
+			break
 		}
+		clear(untaggable)
 		rows := make([]deviceRow, 0, len(page.Items))
 		waves := make([]int, 0, len(page.Items))
 		for _, raw := range page.Items {
@@ -221,7 +252,7 @@ func (d Deps) prepareFleet(ctx context.Context, rec *fleetRecord, openIDs []stri
 			counts[w]++
 			rows, waves = append(rows, row), append(waves, w)
 		}
-		done, err := d.tagMembers(ctx, rec.ID, openIDs, rows, waves)
+		done, err := d.tagMembers(tagCtx, rec.ID, openIDs, rows, waves)
 		for i, ok := range done {
 			if !ok {
 				counts[waves[i]]--
@@ -229,16 +260,55 @@ func (d Deps) prepareFleet(ctx context.Context, rec *fleetRecord, openIDs []stri
 				tagged++
 			}
 		}
-		if err != nil {
-			return err
+		var refused *untaggableError
+		for _, e := range flatten(err) {
+			if errors.As(e, &refused) {
+				untaggable[refused.deviceID] = true
+			} else if tagCtx.Err() == nil || ctx.Err() != nil {
+				return err
+			}
 		}
-		if !anyTrue(done) {
-			// Every device listed changed or went: list again next run
-			// rather than spin on them.
+		if !anyTrue(done) && len(untaggable) < len(rows) {
+			// Every device listed changed, went or was refused: list again
+			// next run rather than spin on them. A page refused whole is
+			// listed once more, to see whether anything else is left.
 			break
 		}
 	}
 	l.log(ctx, slog.LevelInfo, "fleet reboot devices tagged", rec.ID, slog.Int("tagged", tagged))
+	return nil
+}
+
+// untaggedLeft counts the rows of a listing that are not in refused.
+func untaggedLeft(items []json.RawMessage, refused map[string]bool) int {
+	n := 0
+	for _, raw := range items {
+		var row deviceRow
+		if json.Unmarshal(raw, &row) == nil && !refused[row.DeviceID] {
+			n++
+		}
+	}
+	return n
+}
+
+// untaggableError is a device IoT Hub refuses to tag (400: its tags are
+// full, say): the same write would fail every run.
+type untaggableError struct {
+	deviceID string
+	err      error
+}
+
+func (e *untaggableError) Error() string { return e.deviceID + ": " + e.err.Error() }
+func (e *untaggableError) Unwrap() error { return e.err }
+
+// flatten lists the errors errors.Join joined; nil for none.
+func flatten(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	if err != nil {
+		return []error{err}
+	}
 	return nil
 }
 
@@ -281,6 +351,8 @@ func (d Deps) tagMember(ctx context.Context, id string, openIDs []string, row de
 			return true, nil
 		case isHubError(err, iothub.DeviceNotFound):
 			return false, nil
+		case hubStatus(err) == http.StatusBadRequest:
+			return false, &untaggableError{deviceID: row.DeviceID, err: err}
 		case !isHubError(err, iothub.PreconditionFailed):
 			return false, err
 		}
@@ -293,13 +365,11 @@ func (d Deps) tagMember(ctx context.Context, id string, openIDs []string, row de
 			return false, err
 		}
 		owner := str(object(twin.Tags[memberTag])["id"])
-		if owner == id {
-			return false, nil // tagged by an overlapping run
+		if owner == id || slices.Contains(openIDs, owner) {
+			return false, nil // tagged by an overlapping run, or taken
 		}
-		for _, o := range openIDs {
-			if owner == o {
-				return false, nil
-			}
+		if state := rollout.State(str(object(twin.Tags[recordTag])["state"])); state != "" && !state.Finished() {
+			return false, nil // the head of a fleet reboot created since openIDs was read (freeCondition)
 		}
 		row.ETag = string(twin.ETag)
 	}
@@ -356,21 +426,25 @@ func (d Deps) runFleet(ctx context.Context, rec *fleetRecord, l *runLog) error {
 	switch {
 	case isHubError(err, iothub.JobNotFound):
 		if rec.CancelRequestedAt != "" {
-			size := rec.Sizes[rollout.WaveKey(wave)]
-			return d.recordWave(ctx, rec, wave, rollout.Counts{Devices: size, Cancelled: size}, l)
+			var none rollout.Counts
+			none.CancelRest(rec.Sizes[rollout.WaveKey(wave)])
+			return d.recordWave(ctx, rec, wave, none, l)
 		}
 		return d.createWaveJob(ctx, rec, wave, l) // the last run stopped between the record and the job
 	case err != nil:
 		return err
 	case !job.Status.Finished():
 		if rec.CancelRequestedAt != "" && (job.Status == iothub.JobStatusQueued || job.Status == iothub.JobStatusScheduled) {
-			d.cancelWaveJob(ctx, rec)
+			d.cancelWaveJob(ctx, rec.ID, wave)
 		}
 		return nil // running: a job cannot be stopped; the next run looks again
 	}
 	counts, err := d.judgeWave(ctx, rec, wave)
 	if err != nil {
 		return err
+	}
+	if job.Status == iothub.JobStatusCancelled {
+		counts.CancelRest(rec.Sizes[rollout.WaveKey(wave)])
 	}
 	if job.Status == iothub.JobStatusFailed {
 		l.log(ctx, slog.LevelWarn, "fleet reboot wave's job failed", rec.ID, slog.Int("wave", wave), slog.String("failureReason", job.FailureReason))
@@ -431,6 +505,7 @@ func (d Deps) createWaveJob(ctx context.Context, rec *fleetRecord, wave int, l *
 	switch {
 	case err == nil:
 		l.log(ctx, slog.LevelInfo, "fleet reboot wave started", rec.ID, slog.Int("wave", wave), slog.Int("devices", size), slog.String("jobId", jobID))
+		d.cancelIfRequested(ctx, rec, wave)
 		return nil
 	case isHubError(err, iothub.ThrottlingMaxActiveJobCountExceeded), isHubError(err, iothub.ThrottlingException):
 		l.log(ctx, slog.LevelInfo, "fleet reboot wave waits: the hub runs as many jobs as its tier allows", rec.ID, slog.Int("wave", wave))
@@ -443,39 +518,60 @@ func (d Deps) createWaveJob(ctx context.Context, rec *fleetRecord, wave int, l *
 	return err
 }
 
+// cancelIfRequested cancels wave's job just created when a cancel request
+// reached the record after this run read it: the record says the wave
+// started before the job exists, and a cancel that lands in between finds
+// no job to cancel, so this run does it. IoT Hub starts a job moments
+// after its creation, and a running job cannot be cancelled: the window
+// narrows to that moment rather than closes. One twin read, no query.
+func (d Deps) cancelIfRequested(ctx context.Context, rec *fleetRecord, wave int) {
+	if rec.CancelRequestedAt != "" {
+		d.cancelWaveJob(ctx, rec.ID, wave)
+		return
+	}
+	twin, err := d.Hub.GetTwin(ctx, rec.HeadID, nil)
+	if err != nil || string(twin.ETag) == rec.ETag {
+		return // unchanged since it was read (or unreadable: the next run looks)
+	}
+	var now rollout.Record
+	if b, err := json.Marshal(twin.Tags[recordTag]); err == nil && json.Unmarshal(b, &now) == nil &&
+		now.ID == rec.ID && now.CancelRequestedAt != "" {
+		d.cancelWaveJob(ctx, rec.ID, wave)
+	}
+}
+
 // judgeWave counts a finished wave's devices by outcome. A device that
 // timed out, or whose call's fate the hub lost, counts as succeeded when
-// its twin shows it received the call.
+// its twin shows it received the call. It holds one page at a time, not
+// the wave: a wave may be a million devices.
 func (d Deps) judgeWave(ctx context.Context, rec *fleetRecord, wave int) (rollout.Counts, error) {
 	pager := d.Hub.NewDeviceJobsPager("SELECT * FROM devices.jobs WHERE devices.jobs.jobId = "+quoteLiteral(rollout.WaveJobID(rec.ID, wave)),
-		&iothub.QueryOptions{PageSize: 100})
-	outcomes := map[string]rollout.Outcome{}
-	var ask []string
+		&iothub.QueryOptions{PageSize: maxFleetDeviceIDs}) // a page's devices to ask about fit in one query
+	var c rollout.Counts
 	for pager.More() {
 		page, err := pager.NextPage(ctx)
 		if err != nil {
 			return rollout.Counts{}, err
 		}
+		var ask []string
 		for _, dj := range page.DeviceJobs {
-			o := rollout.Classify(dj).Outcome
-			outcomes[dj.DeviceID] = o
-			if o.AskTwin() {
+			if rollout.Classify(dj).Outcome.AskTwin() {
 				ask = append(ask, dj.DeviceID)
 			}
 		}
-	}
-	if len(ask) > 0 {
-		acted, err := devicesThatActed(ctx, d.Hub, rec.ID, ask)
-		if err != nil {
-			return rollout.Counts{}, err
+		acted := map[string]bool{}
+		if len(ask) > 0 {
+			if acted, err = devicesThatActed(ctx, d.Hub, rec.ID, ask); err != nil {
+				return rollout.Counts{}, err
+			}
 		}
-		for id := range acted {
-			outcomes[id] = rollout.OutcomeSucceeded
+		for _, dj := range page.DeviceJobs {
+			o := rollout.Classify(dj).Outcome
+			if acted[dj.DeviceID] {
+				o = rollout.OutcomeSucceeded
+			}
+			c.Count(o)
 		}
-	}
-	var c rollout.Counts
-	for _, o := range outcomes {
-		c.Count(o)
 	}
 	return c, nil
 }

@@ -87,11 +87,15 @@ func parseIdempotencyKey(r *http.Request) (key string, ok bool, p *problem) {
 // deviceID: a name-based (version 5) UUID, so the same key on the same
 // device is the same reboot, and on another device another one.
 func requestIDForKey(deviceID, key string) string {
+	return nameUUID(requestIDNamespace, deviceID+"\x00"+key)
+}
+
+// nameUUID is the name-based (version 5, SHA-1) UUID of name in namespace
+// (RFC 9562 §5.5).
+func nameUUID(namespace [16]byte, name string) string {
 	h := sha1.New()
-	h.Write(requestIDNamespace[:])
-	h.Write([]byte(deviceID))
-	h.Write([]byte{0})
-	h.Write([]byte(key))
+	h.Write(namespace[:])
+	h.Write([]byte(name))
 	var b [16]byte
 	copy(b[:], h.Sum(nil))
 	b[6] = b[6]&0x0f | 0x50

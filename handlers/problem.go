@@ -27,6 +27,7 @@ const (
 	codeDevicesBusy           = "DevicesBusy"
 	codeFleetRebootNotFound   = "FleetRebootNotFound"
 	codeFleetRebootFinished   = "FleetRebootFinished"
+	codeTooManyFleetReboots   = "TooManyFleetReboots"
 	problemType               = "about:blank"
 	problemContentType        = "application/problem+json"
 	defaultThrottleRetryAfter = 10 // seconds, when the hub names none

@@ -78,12 +78,3 @@ func Classify(dj iothub.DeviceJob) DeviceOutcome {
 // and it says so by reporting the request id (the device contract: it
 // reports iothubDM.reboot.requestId as soon as it starts rebooting).
 func (o Outcome) AskTwin() bool { return o == OutcomeTimedOut || o == OutcomeUnknown }
-
-// Failure reports whether the outcome counts against the abort rule.
-func (o Outcome) Failure() bool {
-	switch o {
-	case OutcomeRefused, OutcomeFailed, OutcomeNotOnline, OutcomeTimedOut, OutcomeUnknown:
-		return true
-	}
-	return false
-}

@@ -45,7 +45,9 @@ var Open = []State{StateScheduled, StateRunning}
 //
 // Updates are JSON merge patches on the twin (conditional on its etag), so
 // a field once set is never removed, only changed: every field keeps its
-// meaning as the record grows.
+// meaning as the record grows. A new record replaces whatever ended fleet
+// reboot's record its head kept before, field by field (the handlers'
+// writeHead).
 type Record struct {
 	ID        string `json:"id"`
 	State     State  `json:"state"`
@@ -111,10 +113,11 @@ func (r *Record) SizeList() []int {
 // Waves is the number of waves.
 func (r *Record) Waves() int { return len(r.SizeList()) }
 
-// Devices is the number of devices in all waves.
+// Devices is the number of devices in all waves (SizeList's, so that it
+// is the sum of the waves a status shows).
 func (r *Record) Devices() int {
 	n := 0
-	for _, s := range r.Sizes {
+	for _, s := range r.SizeList() {
 		n += s
 	}
 	return n

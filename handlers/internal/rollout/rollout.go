@@ -82,13 +82,20 @@ func (w Waves) Sizes(n int) ([]int, error) {
 		if len(sizes) == MaxWaves {
 			return nil, fmt.Errorf("%d devices in waves of this size make more than %d waves; use larger waves or a growthFactor", n, MaxWaves)
 		}
-		s := min(left, int(math.Ceil(size)))
+		s := min(left, ceilSize(size))
 		sizes = append(sizes, s)
 		left -= s
 		size = math.Min(size*growth, float64(n)) // bounded, never +Inf
 	}
 	return sizes, nil
 }
+
+// ceilSize rounds a planned wave size up, forgiving the binary error of
+// the products that make it: 100 × 1.1 is 110.00000000000001 in float64,
+// and a wave of 110 must not become 111. The error stays below 1e-8 for
+// sizes up to a million after 50 products; a real fraction that small
+// rounds down, which no caller can tell apart.
+func ceilSize(size float64) int { return int(math.Ceil(size - 1e-6)) }
 
 // WaveFor picks the wave of the next device tagged: the first wave not yet
 // full, given how many devices each wave has (counts, by wave number from
@@ -216,6 +223,16 @@ func (c *Counts) Count(o Outcome) {
 		c.Cancelled++
 	default:
 		c.Failed++
+	}
+}
+
+// CancelRest counts the devices of a wave of size devices that its job
+// never reached as cancelled: a job cancelled before it started, or never
+// created, lists none of them in devices.jobs.
+func (c *Counts) CancelRest(size int) {
+	if rest := size - c.Devices; rest > 0 {
+		c.Devices += rest
+		c.Cancelled += rest
 	}
 }
 
