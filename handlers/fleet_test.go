@@ -57,6 +57,11 @@ type fleetDevice struct {
 	// hold, when set, decides whether a call waits for gate to close.
 	hold func(d *fleetDevice) bool
 	gate chan struct{}
+	// held counts the calls waiting at gate until they have updated the
+	// device's state: a test that reconnects the device after opening the
+	// gate waits for none to be left, so the reconnect reports what they
+	// did.
+	held atomic.Int32
 	// waveOf reads the device's wave from its tags (service side).
 	waveOf func(id string) int
 }
@@ -80,6 +85,8 @@ func (d *fleetDevice) handle(call localhubtest.MethodCall) *localhubtest.MethodR
 	gate, hold, refuse := d.gate, d.hold, d.refuse
 	d.mu.Unlock()
 	if hold != nil && hold(d) {
+		d.held.Add(1)
+		defer d.held.Add(-1)
 		select {
 		case <-gate:
 		case <-time.After(fleetWait):
@@ -555,6 +562,16 @@ func TestFleetRebootSurvivesHubAndAppRestarts(t *testing.T) {
 	}
 	require.NoError(t, e.hub.Close())
 	close(gate) // the held calls complete on the device's side: it reboots
+	// Each released call has updated its device's state before the
+	// device reconnects and reports it (the hub is down: no new call).
+	require.Eventually(t, func() bool {
+		for _, d := range devs {
+			if d.held.Load() > 0 {
+				return false
+			}
+		}
+		return true
+	}, fleetWait, 10*time.Millisecond, "the released calls settle")
 
 	e.startHub()
 	for _, d := range devs {
