@@ -83,7 +83,18 @@ func (s *Store) addOrderLocked(id string) {
 		s.orderDirty = true
 	}
 	s.order = append(s.order, id)
+	// Deleted ids leave the order only when it is sorted, which queries
+	// do: without queries, devices created and deleted over and over
+	// would grow it without end. Sorting once it holds twice the devices
+	// bounds it at that, for O(log n) per creation.
+	if len(s.order) > 2*len(s.devices)+orderSlack {
+		s.sortOrderLocked()
+	}
 }
+
+// orderSlack keeps a small registry from sorting its order on every
+// creation after a deletion.
+const orderSlack = 64
 
 // CachedTwins returns c's value for every twin, ordered by device id as
 // Twins orders them, deriving values only for twins that changed since c

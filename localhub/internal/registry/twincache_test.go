@@ -249,3 +249,23 @@ func TestTwinCacheChangedBeforeNotification(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []string{"a/", "a/1", "b/1"}, seen)
 }
+
+// Devices created and deleted over and over, with no query to sort the
+// id order, leave it bounded by the registry's size, and a query after
+// still lists exactly the devices there are.
+func TestTwinCacheOrderBoundedWithoutQueries(t *testing.T) {
+	f := newFixture(t)
+	f.createDevice(t, "keep")
+	for i := range 500 {
+		id := fmt.Sprintf("churn%d", i%3)
+		f.createDevice(t, id)
+		require.NoError(t, f.s.DeleteDevice(id, ""))
+	}
+	f.s.mu.RLock()
+	n := len(f.s.order)
+	f.s.mu.RUnlock()
+	require.LessOrEqual(t, n, 2*1+orderSlack+1)
+
+	c, cn, _ := countingCache()
+	require.EqualValues(t, 1, requireCachedIsCurrent(t, f.s, c, cn))
+}
