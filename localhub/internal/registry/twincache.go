@@ -68,6 +68,15 @@ func (s *Store) bumpRecordLocked(st *deviceState) {
 	st.recRev = st.rev
 }
 
+// liveCopy is the part of st a Twin shows (nil for nil), to build a twin
+// from after releasing s.mu. Callers hold s.mu.
+func (st *deviceState) liveCopy() *deviceState {
+	if st == nil {
+		return nil
+	}
+	return &deviceState{connected: st.connected, lastActivity: st.lastActivity}
+}
+
 func (st *deviceState) live() LiveState {
 	l := LiveState{ConnectionState: Disconnected, LastActivityTime: st.lastActivity}
 	if st.connected {
@@ -186,10 +195,14 @@ func (s *Store) CachedTwins(c *TwinCache) ([]any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list twins: %w", err)
 	}
+	// Only the live state is taken under the lock: building the twins
+	// under it would hold every publish (TouchActivity) and
+	// authentication behind a cold query.
+	lives := make([]*deviceState, len(misses))
 	s.mu.RLock()
 	for i := range misses {
 		if !misses[i].liveOnly && recs[i].dev != nil {
-			misses[i].tw = recs[i].twin.wire(recs[i].dev, s.devices[misses[i].id])
+			lives[i] = s.devices[misses[i].id].liveCopy()
 			misses[i].ok = true
 		}
 	}
@@ -198,6 +211,7 @@ func (s *Store) CachedTwins(c *TwinCache) ([]any, error) {
 		if misses[i].liveOnly || !misses[i].ok {
 			continue
 		}
+		misses[i].tw = recs[i].twin.wire(recs[i].dev, lives[i])
 		if misses[i].val, err = c.derive(misses[i].tw); err != nil {
 			return nil, fmt.Errorf("twin %q: %w", misses[i].id, err)
 		}
