@@ -277,3 +277,24 @@ func TestDeviceJobDocumentsEqualRoundTrip(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, want1, got1)
 }
+
+// FuzzDeviceJobDocument: for any payload a device answers a job's method
+// with, any error text and any times, the devices.jobs document built
+// directly is the round trip's, or both fail alike.
+func FuzzDeviceJobDocument(f *testing.F) {
+	f.Fuzz(func(t *testing.T, payload []byte, nilPayload bool, status int, text string, sec int64, nsec int64) {
+		at := time.Unix(sec, nsec)
+		dj := jobs.DeviceJob{JobID: text, DeviceID: text, Type: "scheduleDeviceMethod", Status: "completed",
+			StartTime: at, EndTime: at.Add(time.Hour), CreatedTime: at, LastUpdatedTime: at,
+			Error: &jobs.DeviceError{Code: text, Description: text}}
+		if nilPayload {
+			payload = nil
+		}
+		dj.Response = &jobs.MethodResponse{Status: status, Payload: payload}
+		w := toDeviceJobJSON(dj)
+		want, wantErr := roundTripDocument(w)
+		got, gotErr := deviceJobDocument(w)
+		require.Equal(t, wantErr != nil, gotErr != nil, "round trip: %v, direct: %v", wantErr, gotErr)
+		require.Equal(t, want, got)
+	})
+}
