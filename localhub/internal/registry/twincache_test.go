@@ -269,3 +269,66 @@ func TestTwinCacheOrderBoundedWithoutQueries(t *testing.T) {
 	c, cn, _ := countingCache()
 	require.EqualValues(t, 1, requireCachedIsCurrent(t, f.s, c, cn))
 }
+
+// After a restart the same cache serves the committed twins, derived
+// anew, with the live state gone (Disconnected, no activity) as the
+// registry's; values cached before the restart are never served.
+func TestTwinCacheAcrossRestart(t *testing.T) {
+	f := newFixture(t)
+	f.createDevice(t, "a")
+	f.createDevice(t, "b")
+	c, n, _ := countingCache()
+	f.s.SetConnected("a", true, t0.Add(time.Second))
+	_, err := f.s.PatchReported("b", json.RawMessage(`{"k":1}`))
+	require.NoError(t, err)
+	require.EqualValues(t, 2, requireCachedIsCurrent(t, f.s, c, n))
+
+	f.reopen(t)
+	require.EqualValues(t, 2, requireCachedIsCurrent(t, f.s, c, n), "every twin derived anew")
+	got, err := f.s.CachedTwins(c)
+	require.NoError(t, err)
+	require.Equal(t, Disconnected, got[0].(Twin).ConnectionState)
+	require.True(t, got[0].(Twin).LastActivityTime.IsZero())
+	require.Equal(t, json.Number("1"), got[1].(Twin).Properties.Reported["k"])
+}
+
+// A device deleted and created again under the same id while queries
+// run (run with -race): no query's value for the old device is served
+// for the new one, and the ids stay unique and in order.
+func TestTwinCacheRecreatedConcurrently(t *testing.T) {
+	f := newFixture(t)
+	f.createDevice(t, "a")
+	f.createDevice(t, "x")
+	c, n, _ := countingCache()
+	stop := make(chan struct{})
+	var readers sync.WaitGroup
+	for range 2 {
+		readers.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				twins, err := f.s.CachedTwins(c)
+				require.NoError(t, err)
+				for i := 1; i < len(twins); i++ {
+					require.Less(t, twins[i-1].(Twin).DeviceID, twins[i].(Twin).DeviceID)
+				}
+			}
+		})
+	}
+	for k := range 30 {
+		require.NoError(t, f.s.DeleteDevice("x", ""))
+		f.createDevice(t, "x")
+		_, err := f.s.PatchReported("x", json.RawMessage(fmt.Sprintf(`{"k":%d}`, k)))
+		require.NoError(t, err)
+		f.s.TouchActivity("x", t0.Add(time.Duration(k+1)*time.Second))
+	}
+	close(stop)
+	readers.Wait()
+	requireCachedIsCurrent(t, f.s, c, n)
+	got, err := f.s.CachedTwins(c)
+	require.NoError(t, err)
+	require.Equal(t, json.Number("29"), got[1].(Twin).Properties.Reported["k"])
+}
