@@ -332,3 +332,48 @@ func TestTwinCacheRecreatedConcurrently(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, json.Number("29"), got[1].(Twin).Properties.Reported["k"])
 }
+
+// A bounded cache keeps values up to its budget, in id order; the twins
+// beyond it are derived by every read, and still served current. A
+// deleted device's value frees its bytes; a value replaced by another
+// cache's frees them from the cache it belonged to.
+func TestTwinCacheBudget(t *testing.T) {
+	f := newFixture(t)
+	for _, id := range []string{"a", "b", "c", "d", "e"} {
+		f.createDevice(t, id)
+	}
+	c, n, live := countingCache()
+	c.Bounded(250, func(any) int64 { return 100 })
+	require.EqualValues(t, 5, requireCachedIsCurrent(t, f.s, c, n))
+	require.EqualValues(t, 200, f.s.CacheBytes(c))
+	require.EqualValues(t, 3, requireCachedIsCurrent(t, f.s, c, n), "c, d and e are not kept")
+	require.EqualValues(t, 200, f.s.CacheBytes(c))
+
+	// A change of live state to a kept twin keeps it, at its size.
+	f.s.TouchActivity("a", t0.Add(time.Second))
+	liveBefore := live.Load()
+	require.EqualValues(t, 3, requireCachedIsCurrent(t, f.s, c, n))
+	require.EqualValues(t, 1, live.Load()-liveBefore)
+	require.EqualValues(t, 200, f.s.CacheBytes(c))
+
+	// Deleting a kept twin makes room for the next one.
+	require.NoError(t, f.s.DeleteDevice("b", ""))
+	require.EqualValues(t, 100, f.s.CacheBytes(c))
+	require.EqualValues(t, 3, requireCachedIsCurrent(t, f.s, c, n))
+	require.EqualValues(t, 200, f.s.CacheBytes(c))
+	require.EqualValues(t, 2, requireCachedIsCurrent(t, f.s, c, n), "c is kept now")
+
+	// A changed record is rebuilt and kept in its own place.
+	_, err := f.s.PatchReported("a", json.RawMessage(`{"k":1}`))
+	require.NoError(t, err)
+	require.EqualValues(t, 3, requireCachedIsCurrent(t, f.s, c, n))
+	require.EqualValues(t, 200, f.s.CacheBytes(c))
+
+	// Another cache taking the slots over frees c's bytes.
+	other, m, _ := countingCache()
+	require.EqualValues(t, 4, requireCachedIsCurrent(t, f.s, other, m))
+	require.EqualValues(t, 0, f.s.CacheBytes(c))
+	require.EqualValues(t, 0, f.s.CacheBytes(other), "a cache without a size function counts nothing")
+	require.EqualValues(t, 4, requireCachedIsCurrent(t, f.s, c, n))
+	require.EqualValues(t, 200, f.s.CacheBytes(c))
+}

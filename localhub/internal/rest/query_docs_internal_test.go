@@ -298,3 +298,31 @@ func FuzzDeviceJobDocument(f *testing.F) {
 		require.Equal(t, want, got)
 	})
 }
+
+// The documents a registry keeps count against twinDocBudget by their
+// estimated size, and a budget too small for any leaves every query
+// building them, equal to the round trip all the same.
+func TestTwinDocsBudget(t *testing.T) {
+	reg := variedTwins(t)
+	docs, err := twinDocuments(reg)
+	require.NoError(t, err)
+	var sum int64
+	for _, d := range docs {
+		sum += docBytes(d)
+	}
+	require.Positive(t, sum)
+	require.Equal(t, sum, reg.CacheBytes(twinDocs))
+
+	tiny := registry.NewTwinCache(func(tw registry.Twin) (any, error) { return twinDocument(tw) }, nil).Bounded(1, docBytes)
+	for range 2 {
+		vals, err := reg.CachedTwins(tiny)
+		require.NoError(t, err)
+		want, err := roundTripTwinDocuments(reg)
+		require.NoError(t, err)
+		require.Len(t, vals, len(want))
+		for i := range want {
+			require.Equal(t, want[i], vals[i])
+		}
+		require.Zero(t, reg.CacheBytes(tiny))
+	}
+}
