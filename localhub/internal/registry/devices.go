@@ -345,6 +345,9 @@ func (s *Store) DeleteDevice(id, ifMatch string) error {
 		return fmt.Errorf("delete device %q: %w", id, err)
 	}
 	s.mu.Lock()
+	if st := s.devices[id]; st != nil {
+		s.dropCachedLocked(st)
+	}
 	delete(s.devices, id)
 	s.orderDirty = true // drops id from the order
 	s.mu.Unlock()

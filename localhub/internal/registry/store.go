@@ -98,6 +98,9 @@ type Store struct {
 	revNext    uint64
 	order      []string
 	orderDirty bool
+	// cacheBytes is what each TwinCache keeps here, by its size
+	// function.
+	cacheBytes map[*TwinCache]int64
 }
 
 // deviceState is what the hot paths need without touching bbolt, plus the
@@ -144,6 +147,8 @@ func Open(opts Options) (*Store, error) {
 		writes:   newGroupCommitter(db),
 		lockSeed: maphash.MakeSeed(),
 		devices:  make(map[string]*deviceState),
+
+		cacheBytes: make(map[*TwinCache]int64),
 	}
 	if s.now == nil {
 		s.now = time.Now

@@ -23,6 +23,8 @@ import (
 type TwinCache struct {
 	derive func(Twin) (any, error)
 	live   func(prev any, l LiveState) (any, error)
+	size   func(any) int64
+	budget int64
 }
 
 // LiveState is the part of a twin that lives in memory and changes with
@@ -45,13 +47,42 @@ func NewTwinCache(derive func(Twin) (any, error), live func(prev any, l LiveStat
 	return &TwinCache{derive: derive, live: live}
 }
 
+// Bounded makes c keep at most budget bytes of values per registry, as
+// size estimates a value's bytes; the twins beyond it are derived anew by
+// every read, as without a cache. Call it before c is first read.
+func (c *TwinCache) Bounded(budget int64, size func(any) int64) *TwinCache {
+	c.budget, c.size = budget, size
+	return c
+}
+
 // cacheEntry is a device's cached value: valid while rev is the device's,
-// and for a change of live state only while recRev is.
+// and for a change of live state only while recRev is. size is what the
+// cache's size function gave for val (0 without one).
 type cacheEntry struct {
 	cache  *TwinCache
 	rev    uint64
 	recRev uint64
 	val    any
+	size   int64
+}
+
+// dropCachedLocked forgets st's cached value. Callers hold s.mu for
+// writing.
+func (s *Store) dropCachedLocked(st *deviceState) {
+	if e := st.cached; e.cache != nil {
+		if s.cacheBytes[e.cache] -= e.size; s.cacheBytes[e.cache] <= 0 {
+			delete(s.cacheBytes, e.cache)
+		}
+	}
+	st.cached = cacheEntry{}
+}
+
+// CacheBytes is what c keeps in this registry, as its size function
+// estimates it (0 for a cache without one).
+func (s *Store) CacheBytes(c *TwinCache) int64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.cacheBytes[c]
 }
 
 // bumpLocked gives st a new revision for a change of live state.
@@ -66,6 +97,15 @@ func (s *Store) bumpLocked(st *deviceState) {
 func (s *Store) bumpRecordLocked(st *deviceState) {
 	s.bumpLocked(st)
 	st.recRev = st.rev
+}
+
+// liveCopy is the part of st a Twin shows (nil for nil), to build a twin
+// from after releasing s.mu. Callers hold s.mu.
+func (st *deviceState) liveCopy() *deviceState {
+	if st == nil {
+		return nil
+	}
+	return &deviceState{connected: st.connected, lastActivity: st.lastActivity}
 }
 
 func (st *deviceState) live() LiveState {
@@ -83,7 +123,18 @@ func (s *Store) addOrderLocked(id string) {
 		s.orderDirty = true
 	}
 	s.order = append(s.order, id)
+	// Deleted ids leave the order only when it is sorted, which queries
+	// do: without queries, devices created and deleted over and over
+	// would grow it without end. Sorting once it holds twice the devices
+	// bounds it at that, for O(log n) per creation.
+	if len(s.order) > 2*len(s.devices)+orderSlack {
+		s.sortOrderLocked()
+	}
 }
+
+// orderSlack keeps a small registry from sorting its order on every
+// creation after a deletion.
+const orderSlack = 64
 
 // CachedTwins returns c's value for every twin, ordered by device id as
 // Twins orders them, deriving values only for twins that changed since c
@@ -97,6 +148,7 @@ func (s *Store) CachedTwins(c *TwinCache) ([]any, error) {
 		tw     Twin
 		ok     bool
 		val    any
+		size   int64
 		// liveOnly: the records are those val was made from; only
 		// the live state (live) changed.
 		liveOnly bool
@@ -127,7 +179,9 @@ func (s *Store) CachedTwins(c *TwinCache) ([]any, error) {
 		}
 		m := miss{at: len(vals), id: id, rev: st.rev, recRev: st.recRev}
 		if c.live != nil && e.cache == c && e.recRev == st.recRev {
-			m.liveOnly, m.live, m.val, m.ok = true, st.live(), e.val, true
+			// The live state is a few bytes of the value: its
+			// size stays the one estimated for the whole.
+			m.liveOnly, m.live, m.val, m.size, m.ok = true, st.live(), e.val, e.size, true
 		}
 		misses = append(misses, m)
 		vals = append(vals, nil)
@@ -175,10 +229,14 @@ func (s *Store) CachedTwins(c *TwinCache) ([]any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list twins: %w", err)
 	}
+	// Only the live state is taken under the lock: building the twins
+	// under it would hold every publish (TouchActivity) and
+	// authentication behind a cold query.
+	lives := make([]*deviceState, len(misses))
 	s.mu.RLock()
 	for i := range misses {
 		if !misses[i].liveOnly && recs[i].dev != nil {
-			misses[i].tw = recs[i].twin.wire(recs[i].dev, s.devices[misses[i].id])
+			lives[i] = s.devices[misses[i].id].liveCopy()
 			misses[i].ok = true
 		}
 	}
@@ -187,19 +245,30 @@ func (s *Store) CachedTwins(c *TwinCache) ([]any, error) {
 		if misses[i].liveOnly || !misses[i].ok {
 			continue
 		}
+		misses[i].tw = recs[i].twin.wire(recs[i].dev, lives[i])
 		if misses[i].val, err = c.derive(misses[i].tw); err != nil {
 			return nil, fmt.Errorf("twin %q: %w", misses[i].id, err)
+		}
+		if c.size != nil {
+			misses[i].size = c.size(misses[i].val)
 		}
 		vals[misses[i].at] = misses[i].val
 	}
 
 	// Keep a value only if its device has not changed since its revision
-	// was taken: a later change may not be in it.
+	// was taken (a later change may not be in it), and within c's budget.
 	s.mu.Lock()
 	for _, m := range misses {
-		if st := s.devices[m.id]; m.ok && st != nil && st.rev == m.rev {
-			st.cached = cacheEntry{cache: c, rev: m.rev, recRev: m.recRev, val: m.val}
+		st := s.devices[m.id]
+		if !m.ok || st == nil || st.rev != m.rev {
+			continue
 		}
+		s.dropCachedLocked(st)
+		if c.budget > 0 && s.cacheBytes[c]+m.size > c.budget {
+			continue
+		}
+		st.cached = cacheEntry{cache: c, rev: m.rev, recRev: m.recRev, val: m.val, size: m.size}
+		s.cacheBytes[c] += m.size
 	}
 	s.mu.Unlock()
 

@@ -249,3 +249,131 @@ func TestTwinCacheChangedBeforeNotification(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []string{"a/", "a/1", "b/1"}, seen)
 }
+
+// Devices created and deleted over and over, with no query to sort the
+// id order, leave it bounded by the registry's size, and a query after
+// still lists exactly the devices there are.
+func TestTwinCacheOrderBoundedWithoutQueries(t *testing.T) {
+	f := newFixture(t)
+	f.createDevice(t, "keep")
+	for i := range 500 {
+		id := fmt.Sprintf("churn%d", i%3)
+		f.createDevice(t, id)
+		require.NoError(t, f.s.DeleteDevice(id, ""))
+	}
+	f.s.mu.RLock()
+	n := len(f.s.order)
+	f.s.mu.RUnlock()
+	require.LessOrEqual(t, n, 2*1+orderSlack+1)
+
+	c, cn, _ := countingCache()
+	require.EqualValues(t, 1, requireCachedIsCurrent(t, f.s, c, cn))
+}
+
+// After a restart the same cache serves the committed twins, derived
+// anew, with the live state gone (Disconnected, no activity) as the
+// registry's; values cached before the restart are never served.
+func TestTwinCacheAcrossRestart(t *testing.T) {
+	f := newFixture(t)
+	f.createDevice(t, "a")
+	f.createDevice(t, "b")
+	c, n, _ := countingCache()
+	f.s.SetConnected("a", true, t0.Add(time.Second))
+	_, err := f.s.PatchReported("b", json.RawMessage(`{"k":1}`))
+	require.NoError(t, err)
+	require.EqualValues(t, 2, requireCachedIsCurrent(t, f.s, c, n))
+
+	f.reopen(t)
+	require.EqualValues(t, 2, requireCachedIsCurrent(t, f.s, c, n), "every twin derived anew")
+	got, err := f.s.CachedTwins(c)
+	require.NoError(t, err)
+	require.Equal(t, Disconnected, got[0].(Twin).ConnectionState)
+	require.True(t, got[0].(Twin).LastActivityTime.IsZero())
+	require.Equal(t, json.Number("1"), got[1].(Twin).Properties.Reported["k"])
+}
+
+// A device deleted and created again under the same id while queries
+// run (run with -race): no query's value for the old device is served
+// for the new one, and the ids stay unique and in order.
+func TestTwinCacheRecreatedConcurrently(t *testing.T) {
+	f := newFixture(t)
+	f.createDevice(t, "a")
+	f.createDevice(t, "x")
+	c, n, _ := countingCache()
+	stop := make(chan struct{})
+	var readers sync.WaitGroup
+	for range 2 {
+		readers.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				twins, err := f.s.CachedTwins(c)
+				require.NoError(t, err)
+				for i := 1; i < len(twins); i++ {
+					require.Less(t, twins[i-1].(Twin).DeviceID, twins[i].(Twin).DeviceID)
+				}
+			}
+		})
+	}
+	for k := range 30 {
+		require.NoError(t, f.s.DeleteDevice("x", ""))
+		f.createDevice(t, "x")
+		_, err := f.s.PatchReported("x", json.RawMessage(fmt.Sprintf(`{"k":%d}`, k)))
+		require.NoError(t, err)
+		f.s.TouchActivity("x", t0.Add(time.Duration(k+1)*time.Second))
+	}
+	close(stop)
+	readers.Wait()
+	requireCachedIsCurrent(t, f.s, c, n)
+	got, err := f.s.CachedTwins(c)
+	require.NoError(t, err)
+	require.Equal(t, json.Number("29"), got[1].(Twin).Properties.Reported["k"])
+}
+
+// A bounded cache keeps values up to its budget, in id order; the twins
+// beyond it are derived by every read, and still served current. A
+// deleted device's value frees its bytes; a value replaced by another
+// cache's frees them from the cache it belonged to.
+func TestTwinCacheBudget(t *testing.T) {
+	f := newFixture(t)
+	for _, id := range []string{"a", "b", "c", "d", "e"} {
+		f.createDevice(t, id)
+	}
+	c, n, live := countingCache()
+	c.Bounded(250, func(any) int64 { return 100 })
+	require.EqualValues(t, 5, requireCachedIsCurrent(t, f.s, c, n))
+	require.EqualValues(t, 200, f.s.CacheBytes(c))
+	require.EqualValues(t, 3, requireCachedIsCurrent(t, f.s, c, n), "c, d and e are not kept")
+	require.EqualValues(t, 200, f.s.CacheBytes(c))
+
+	// A change of live state to a kept twin keeps it, at its size.
+	f.s.TouchActivity("a", t0.Add(time.Second))
+	liveBefore := live.Load()
+	require.EqualValues(t, 3, requireCachedIsCurrent(t, f.s, c, n))
+	require.EqualValues(t, 1, live.Load()-liveBefore)
+	require.EqualValues(t, 200, f.s.CacheBytes(c))
+
+	// Deleting a kept twin makes room for the next one.
+	require.NoError(t, f.s.DeleteDevice("b", ""))
+	require.EqualValues(t, 100, f.s.CacheBytes(c))
+	require.EqualValues(t, 3, requireCachedIsCurrent(t, f.s, c, n))
+	require.EqualValues(t, 200, f.s.CacheBytes(c))
+	require.EqualValues(t, 2, requireCachedIsCurrent(t, f.s, c, n), "c is kept now")
+
+	// A changed record is rebuilt and kept in its own place.
+	_, err := f.s.PatchReported("a", json.RawMessage(`{"k":1}`))
+	require.NoError(t, err)
+	require.EqualValues(t, 3, requireCachedIsCurrent(t, f.s, c, n))
+	require.EqualValues(t, 200, f.s.CacheBytes(c))
+
+	// Another cache taking the slots over frees c's bytes.
+	other, m, _ := countingCache()
+	require.EqualValues(t, 4, requireCachedIsCurrent(t, f.s, other, m))
+	require.EqualValues(t, 0, f.s.CacheBytes(c))
+	require.EqualValues(t, 0, f.s.CacheBytes(other), "a cache without a size function counts nothing")
+	require.EqualValues(t, 4, requireCachedIsCurrent(t, f.s, c, n))
+	require.EqualValues(t, 200, f.s.CacheBytes(c))
+}

@@ -360,13 +360,14 @@ func (s *Store) writeTwin(id, ifMatch string, change func(rec *twinRecord, now t
 	if err != nil {
 		return Twin{}, err
 	}
-	// Queries see the change before anyone is told of it.
+	// Queries see the change before anyone is told of it. The twin is
+	// built after the lock is released: it can be tens of kilobytes.
 	s.mu.Lock()
 	s.changedLocked(id)
-	tw := rec.wire(dev, s.devices[id])
+	live := s.devices[id].liveCopy()
 	s.mu.Unlock()
 	s.notify(n)
-	return tw, nil
+	return rec.wire(dev, live), nil
 }
 
 // changedLocked records a committed change to id's device or twin record.

@@ -167,6 +167,7 @@ func BenchmarkTwinCacheMemory(b *testing.B) {
 		floor = float64(m1.TotalAlloc-m0.TotalAlloc) / n
 	}
 	b.ReportMetric(kept, "cached-B/twin")
+	b.ReportMetric(float64(reg.CacheBytes(twinDocs))/n, "estimated-B/twin")
 	b.ReportMetric(floor, "round-trip-alloc-B/twin")
 	b.ReportMetric(floor/kept, "round-trip-alloc/cached")
 }

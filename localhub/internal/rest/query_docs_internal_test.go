@@ -277,3 +277,52 @@ func TestDeviceJobDocumentsEqualRoundTrip(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, want1, got1)
 }
+
+// FuzzDeviceJobDocument: for any payload a device answers a job's method
+// with, any error text and any times, the devices.jobs document built
+// directly is the round trip's, or both fail alike.
+func FuzzDeviceJobDocument(f *testing.F) {
+	f.Fuzz(func(t *testing.T, payload []byte, nilPayload bool, status int, text string, sec int64, nsec int64) {
+		at := time.Unix(sec, nsec)
+		dj := jobs.DeviceJob{JobID: text, DeviceID: text, Type: "scheduleDeviceMethod", Status: "completed",
+			StartTime: at, EndTime: at.Add(time.Hour), CreatedTime: at, LastUpdatedTime: at,
+			Error: &jobs.DeviceError{Code: text, Description: text}}
+		if nilPayload {
+			payload = nil
+		}
+		dj.Response = &jobs.MethodResponse{Status: status, Payload: payload}
+		w := toDeviceJobJSON(dj)
+		want, wantErr := roundTripDocument(w)
+		got, gotErr := deviceJobDocument(w)
+		require.Equal(t, wantErr != nil, gotErr != nil, "round trip: %v, direct: %v", wantErr, gotErr)
+		require.Equal(t, want, got)
+	})
+}
+
+// The documents a registry keeps count against twinDocBudget by their
+// estimated size, and a budget too small for any leaves every query
+// building them, equal to the round trip all the same.
+func TestTwinDocsBudget(t *testing.T) {
+	reg := variedTwins(t)
+	docs, err := twinDocuments(reg)
+	require.NoError(t, err)
+	var sum int64
+	for _, d := range docs {
+		sum += docBytes(d)
+	}
+	require.Positive(t, sum)
+	require.Equal(t, sum, reg.CacheBytes(twinDocs))
+
+	tiny := registry.NewTwinCache(func(tw registry.Twin) (any, error) { return twinDocument(tw) }, nil).Bounded(1, docBytes)
+	for range 2 {
+		vals, err := reg.CachedTwins(tiny)
+		require.NoError(t, err)
+		want, err := roundTripTwinDocuments(reg)
+		require.NoError(t, err)
+		require.Len(t, vals, len(want))
+		for i := range want {
+			require.Equal(t, want[i], vals[i])
+		}
+		require.Zero(t, reg.CacheBytes(tiny))
+	}
+}
