@@ -352,6 +352,9 @@ func (g *Gateway) detach(cl *mqtt.Client) {
 	if d == nil || d.sess == nil || d.sess.client != cl {
 		return // taken over: attach already reported it
 	}
+	// The twin says Disconnected before deviceDisconnected goes out, so a
+	// consumer that reads the twin on hearing of it sees the new state.
+	g.registry.SetConnected(cl.ID, false, g.now())
 	if d.sess.announced.Load() {
 		g.connectionState(cl.ID, false)
 	}
@@ -360,7 +363,6 @@ func (g *Gateway) detach(cl *mqtt.Client) {
 	d.sess = nil
 	d.live.Store(false)
 	g.connected--
-	g.registry.SetConnected(cl.ID, false, g.now())
 	d.notify()
 	g.forgetLocked(cl.ID, d)
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/iothub-reboot/devmgmt/localhub/internal/directmethod"
 	"github.com/iothub-reboot/devmgmt/localhub/internal/eventlog"
+	"github.com/iothub-reboot/devmgmt/localhub/internal/registry"
 )
 
 func TestNewConnectionKicksOldOne(t *testing.T) {
@@ -106,6 +107,9 @@ func TestConnectionStateEvents(t *testing.T) {
 	connected := events.nextEvent(t)
 	d.Disconnect(0)
 	disconnected := events.nextEvent(t)
+	twin, err := h.reg.GetTwin("d1")
+	require.NoError(t, err)
+	require.Equal(t, registry.Disconnected, twin.ConnectionState, "the twin is disconnected once deviceDisconnected is out")
 
 	var seqs []string
 	for _, tt := range []struct {
