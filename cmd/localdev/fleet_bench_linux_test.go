@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -233,19 +232,12 @@ func directReboots(b *testing.B, app string, n, callers int) {
 func awaitConnected(b *testing.B, svc *iothub.Client, n int) {
 	deadline := time.Now().Add(5 * time.Minute)
 	for {
-		page, err := svc.NewQueryPager("SELECT COUNT() AS n FROM devices WHERE connectionState = 'Connected' AND properties.reported.iothubDM.reboot.status = 'running'", nil).NextPage(context.Background())
-		if err != nil {
-			b.Fatal(err)
-		}
-		var row struct{ N int }
-		if len(page.Items) > 0 {
-			json.Unmarshal(page.Items[0], &row)
-		}
-		if row.N >= n {
+		connected := countTwins(b, svc, "connectionState = 'Connected' AND properties.reported.iothubDM.reboot.status = 'running'")
+		if connected >= n {
 			return
 		}
 		if time.Now().After(deadline) {
-			b.Fatalf("%d of %d devices connected", row.N, n)
+			b.Fatalf("%d of %d devices connected", connected, n)
 		}
 		time.Sleep(200 * time.Millisecond) // polling the hub's observable state
 	}

@@ -129,7 +129,7 @@ type waveView struct {
 }
 
 // countTwins counts the twins where condition holds.
-func countTwins(t *testing.T, svc *iothub.Client, condition string) int {
+func countTwins(t testing.TB, svc *iothub.Client, condition string) int {
 	t.Helper()
 	page, err := svc.NewQueryPager("SELECT COUNT() AS n FROM devices WHERE "+condition, nil).NextPage(t.Context())
 	require.NoError(t, err)
